@@ -1,0 +1,38 @@
+# The two commands of the README, and a few conveniences. CMake does the real work.
+JOBS ?= $(shell nproc)
+PRESET ?= release
+BUILD_DIR := build
+CTEST_ARGS ?=
+
+.PHONY: all setup configure build run test bench clean help
+
+all: build
+
+help:
+	@echo "make run    build, then start comfyfarm with simulated backends"
+	@echo "make test   install dependencies, build, run every test (CTest)"
+	@echo "make bench  build and run the benchmarks"
+	@echo "make setup  install the Debian packages comfyfarm needs (idempotent)"
+
+setup:
+	./scripts/setup.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake --preset $(PRESET)
+
+configure: $(BUILD_DIR)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: setup build
+	./scripts/run.sh
+
+test: setup build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+bench: setup build
+	./scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,22 @@
+// A subcommand of the comfyfarm binary: registers its flags on a CLI11 sub-app and returns the
+// function that runs it once the command line parsed.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace comfyfarm::app {
+
+/// Runs a parsed subcommand; returns the process exit code.
+using CommandMain = std::function<int()>;
+
+/// Adds a subcommand to `root` and returns what runs it. The returned function may read
+/// variables the registration bound to flags, so it runs only after parsing succeeded.
+using CommandRegistration = CommandMain (*)(CLI::App& root);
+
+/// Every subcommand the binary offers, in the order --help lists them.
+std::vector<CommandRegistration> all_commands();
+
+}  // namespace comfyfarm::app

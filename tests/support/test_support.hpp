@@ -1,0 +1,31 @@
+// Helpers shared by the tests: paths to the shared fixtures, reading files, temp dirs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace comfyfarm::test {
+
+/// The shared/ folder (fixtures, workflows), as configured at build time.
+std::filesystem::path shared_dir();
+
+/// shared/fixtures/comfyui-real/
+std::filesystem::path fixtures_dir();
+
+/// Reads a whole file; fails the current test (and returns "") when it cannot.
+std::string read_file(const std::filesystem::path& path);
+
+/// A fresh empty directory under the system temp dir, removed when the object goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace comfyfarm::test
