@@ -99,7 +99,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
       endpoints.emplace_back(address, url.port);
     } else {
       timer.expires_at(connect_deadline);
-      auto raced = co_await (resolver.async_resolve(url.host, std::to_string(url.port), kAwait) ||
+      const auto service = std::to_string(url.port);
+      auto raced = co_await (resolver.async_resolve(url.host, service, kAwait) ||
                              timer.async_wait(kAwait));
       if (raced.index() == 1) {
         if (cancelled(a)) co_return fail(Errc::kCancelled, what + ": cancelled");

@@ -18,6 +18,10 @@
 namespace comfyfarm::net {
 
 struct HttpClientOptions {
+  // A declared constructor keeps this a non-aggregate: GCC 12 destroys an aggregate temporary
+  // (`{}` as an argument) inside a co_await expression twice.
+  HttpClientOptions() = default;
+
   /// Name resolution plus TCP connect (also bounded by the request's own deadline).
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// The whole request: connect (when needed), write, and reading the full response.
@@ -31,6 +35,8 @@ struct HttpClientOptions {
 /// One request. `target` is a path with an optional query ("/history/abc?max_items=1"); it is
 /// appended to the client's base path.
 struct HttpRequest {
+  HttpRequest() = default;  // non-aggregate on purpose, see HttpClientOptions
+
   Method method = Method::kGet;
   std::string target = "/";
   Headers headers;  ///< any Origin field is dropped

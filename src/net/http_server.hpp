@@ -18,6 +18,10 @@
 namespace comfyfarm::net {
 
 struct HttpServerOptions {
+  // A declared constructor keeps this a non-aggregate: GCC 12 destroys an aggregate temporary
+  // (`{}` as an argument) inside a co_await expression twice.
+  HttpServerOptions() = default;
+
   ListenAddress listen{"127.0.0.1", 0};
   /// Request line + header fields; more gives 431 and closes the connection.
   std::size_t max_header_bytes = 8 * 1024;

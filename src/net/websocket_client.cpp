@@ -130,7 +130,8 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<WebSocketClient::Imp
       endpoints.emplace_back(address, url.port);
     } else {
       asio::steady_timer timer(strand, deadline);
-      auto raced = co_await (resolver.async_resolve(url.host, std::to_string(url.port), kAwait) ||
+      const auto service = std::to_string(url.port);
+      auto raced = co_await (resolver.async_resolve(url.host, service, kAwait) ||
                              timer.async_wait(kAwait));
       if (cancelled()) co_return fail(Errc::kCancelled, what + ": cancelled");
       if (raced.index() == 1) co_return fail(Errc::kTimeout, what + ": name resolution timed out");

@@ -19,6 +19,10 @@
 namespace comfyfarm::net {
 
 struct WebSocketClientOptions {
+  // A declared constructor keeps this a non-aggregate: GCC 12 destroys an aggregate temporary
+  // (`{}` as an argument) inside a co_await expression twice.
+  WebSocketClientOptions() = default;
+
   /// Name resolution, TCP connect and the opening handshake together.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};

@@ -33,6 +33,10 @@ enum class CloseCode : std::uint16_t {
 /// a send that would exceed either closes the session (a slow reader is closed, never allowed to
 /// grow memory). A single message larger than max_queued_bytes therefore always closes it.
 struct WebSocketOptions {
+  // A declared constructor keeps this a non-aggregate: GCC 12 destroys an aggregate temporary
+  // (`{}` as an argument) inside a co_await expression twice.
+  WebSocketOptions() = default;
+
   std::size_t max_incoming_message_bytes = 16 * 1024 * 1024;
   std::size_t max_queued_messages = 4096;
   std::size_t max_queued_bytes = 64 * 1024 * 1024;

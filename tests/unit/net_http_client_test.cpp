@@ -104,6 +104,15 @@ TEST_F(HttpClientTest, ReconnectsAfterTheServerClosedTheConnection) {
   EXPECT_NE(first->body, second->body);
 }
 
+TEST_F(HttpClientTest, ResolvesHostNames) {
+  start();
+  auto c = HttpClient::create(io_.executor(), "http://localhost:" + std::to_string(server_->port()));
+  ASSERT_TRUE(c);
+  auto res = get(*c, "/where");
+  ASSERT_TRUE(res) << res.error().message;
+  EXPECT_EQ(res->status, 200);
+}
+
 TEST_F(HttpClientTest, BasePathPrefixesTargets) {
   start();
   auto c = HttpClient::create(io_.executor(), server_->http_url("/api/"));

@@ -298,10 +298,11 @@ TEST(RunBlocking, RunsOnThePoolAndResumesOnTheCaller) {
   };
   auto seen = run_sync(io.executor(), [&pool]() -> boost::asio::awaitable<Seen> {
     Seen s;
-    s.value = co_await run_blocking(pool, [&s] {
+    auto work = [&s] {
       s.worker = std::this_thread::get_id();
       return 42;
-    });
+    };
+    s.value = co_await run_blocking(pool, work);
     s.resumed = std::this_thread::get_id();
     co_return s;
   }());
@@ -315,8 +316,9 @@ TEST(RunBlocking, PropagatesExceptionsAndSupportsVoidAndMoveOnly) {
   IoRuntime io(1);
   boost::asio::thread_pool pool(2);
   const bool threw = run_sync(io.executor(), [&pool]() -> boost::asio::awaitable<bool> {
+    auto work = []() -> int { throw std::runtime_error("disk on fire"); };
     try {
-      co_await run_blocking(pool, []() -> int { throw std::runtime_error("disk on fire"); });
+      co_await run_blocking(pool, work);
     } catch (const std::runtime_error& e) {
       co_return std::string(e.what()) == "disk on fire";
     }
@@ -325,19 +327,37 @@ TEST(RunBlocking, PropagatesExceptionsAndSupportsVoidAndMoveOnly) {
   EXPECT_TRUE(threw);
   int side_effect = 0;
   run_sync(io.executor(), [&]() -> boost::asio::awaitable<void> {
-    co_await run_blocking(pool, [&] { side_effect = 7; });
+    auto work = [&] { side_effect = 7; };
+    co_await run_blocking(pool, work);
   }());
   EXPECT_EQ(side_effect, 7);
   auto moved = run_sync(io.executor(), [&pool]() -> boost::asio::awaitable<int> {
-    auto p = co_await run_blocking(pool, [] { return std::make_unique<int>(5); });
+    auto work = [] { return std::make_unique<int>(5); };
+    auto p = co_await run_blocking(pool, work);
     co_return *p;
   }());
   EXPECT_EQ(moved, 5);
   auto result = run_sync(io.executor(), [&pool]() -> boost::asio::awaitable<bool> {
-    Result<int> r = co_await run_blocking(pool, []() -> Result<int> { return fail(Errc::kNotFound, "x"); });
+    auto work = []() -> Result<int> { return fail(Errc::kNotFound, "x"); };
+    Result<int> r = co_await run_blocking(pool, work);
     co_return !r && r.error().code == Errc::kNotFound;
   }());
   EXPECT_TRUE(result);
+  pool.join();
+}
+
+TEST(RunBlocking, CallableWithOwningCaptures) {
+  // The callable owns heap state: it must be destroyed exactly once (ASan checks).
+  IoRuntime io(1);
+  boost::asio::thread_pool pool(1);
+  auto shared = std::make_shared<int>(3);
+  auto text = run_sync(io.executor(), [&pool, shared]() -> boost::asio::awaitable<std::string> {
+    std::string big(1000, 'q');
+    auto work = [big, shared] { return big.substr(0, 2) + std::to_string(*shared); };
+    co_return co_await run_blocking(pool, work);
+  }());
+  EXPECT_EQ(text, "qq3");
+  EXPECT_EQ(shared.use_count(), 1);
   pool.join();
 }
 

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -218,53 +219,68 @@ inline std::string http_get(const std::string& target, const std::string& extra 
 }
 
 /// An event a test thread waits for with a deadline (set from any thread, once or more).
+/// The state is shared so that set() never touches freed memory when the waiter returns and
+/// destroys the Signal while set() is still finishing.
 class Signal {
  public:
   void set() {
-    std::lock_guard lock(mutex_);
-    if (!set_) {
-      set_ = true;
-      promise_.set_value();
-    }
+    auto state = state_;
+    std::lock_guard lock(state->mutex);
+    state->set = true;
+    state->cv.notify_all();
   }
   bool wait(std::chrono::milliseconds deadline = kDeadline) {
-    auto f = future_;
-    return wait_ready(f, deadline);
+    auto state = state_;
+    std::unique_lock lock(state->mutex);
+    const bool ok = state->cv.wait_for(lock, deadline, [&] { return state->set; });
+    EXPECT_TRUE(ok) << "a wait passed its deadline of " << deadline.count() << " ms";
+    return ok;
   }
 
  private:
-  std::mutex mutex_;
-  bool set_ = false;
-  std::promise<void> promise_;
-  std::shared_future<void> future_ = promise_.get_future().share();
+  struct State {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool set = false;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
-/// A gate handlers co_await until the test opens it (from any thread).
+/// A gate handlers co_await until the test opens it (from any thread). Pending operations
+/// hold the shared state, so the gate may go away before them.
 class AsyncGate {
  public:
-  explicit AsyncGate(asio::any_io_executor ex)
-      : strand_(asio::make_strand(ex)), timer_(strand_, asio::steady_timer::time_point::max()) {}
+  explicit AsyncGate(asio::any_io_executor ex) : state_(std::make_shared<State>(ex)) {}
 
   asio::awaitable<void> wait() {
-    co_await asio::co_spawn(
-        strand_,
-        [this]() -> asio::awaitable<void> {
-          if (!open_) co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-        },
-        asio::use_awaitable);
+    auto state = state_;
+    // A named coroutine, not a capturing lambda: GCC 12 destroys a capturing lambda passed to
+    // co_spawn inside a co_await expression twice.
+    auto waiting = wait_on(state);
+    co_await asio::co_spawn(state->strand, std::move(waiting), asio::use_awaitable);
   }
 
   void open() {
-    asio::post(strand_, [this] {
-      open_ = true;
-      timer_.cancel();
+    asio::post(state_->strand, [state = state_] {
+      state->open = true;
+      state->timer.cancel();
     });
   }
 
  private:
-  asio::any_io_executor strand_;
-  asio::steady_timer timer_;
-  bool open_ = false;
+  struct State;
+  static asio::awaitable<void> wait_on(std::shared_ptr<State> state) {
+    if (!state->open) co_await state->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  struct State {
+    explicit State(asio::any_io_executor ex)
+        : strand(asio::make_strand(ex)), timer(strand, asio::steady_timer::time_point::max()) {}
+    asio::any_io_executor strand;
+    asio::steady_timer timer;
+    bool open = false;
+  };
+  std::shared_ptr<State> state_;
 };
 
 /// A TCP server that accepts connections and then does what `on_accept` says (nothing: the
@@ -281,14 +297,14 @@ class SilentServer {
     accept();
   }
   ~SilentServer() {
-    std::promise<void> done;
-    asio::post(strand_, [&] {
+    Signal done;
+    asio::post(strand_, [this, done]() mutable {
       boost::system::error_code ec;
       acceptor_.close(ec);
       for (auto& s : sockets_) s->close(ec);
-      done.set_value();
+      done.set();
     });
-    done.get_future().wait_for(kDeadline);
+    done.wait();
   }
 
   std::uint16_t port() const { return port_; }
