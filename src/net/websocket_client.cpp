@@ -85,7 +85,9 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<WebSocketClient::Imp
     } else {
       end_error = detail::io_error(ec, name);
     }
-    abort();
+    // After a close frame Beast has already torn the connection down (and a close() of ours may
+    // still be finishing); otherwise make sure the socket is gone.
+    if (ec != websocket::error::closed) abort();
     wake_reader();
   }
 
@@ -294,7 +296,11 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<WebSocketClient::Imp
       co_return fail(Errc::kTimeout, name + ": close handshake timed out");
     }
     auto [ec] = std::get<0>(raced);
-    if (ec && ec != websocket::error::closed && !detail::is_connection_closed(ec)) {
+    // The background reader may see the peer's close frame first and end the stream, which
+    // completes our close op with operation_aborted although the handshake happened (a
+    // cancellation of ours was handled above).
+    if (ec && ec != websocket::error::closed && ec != asio::error::operation_aborted &&
+        !detail::is_connection_closed(ec) && !ended) {
       abort();
       co_return detail::io_error(ec, "close " + name);
     }

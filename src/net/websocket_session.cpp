@@ -335,15 +335,15 @@ class WebSocketSessionImpl final : public WebSocketSession,
       self->force_close();
     });
     auto self = shared_from_this();
-    asio::co_spawn(
-        strand_,
-        [self, code, reason = std::move(reason)]() -> asio::awaitable<void> {
-          co_await asio::this_coro::throw_if_cancelled(false);
-          websocket::close_reason cr(static_cast<websocket::close_code>(code), reason);
-          auto [ec] = co_await self->ws_.async_close(cr, kAwait);
-          if (ec) spdlog::debug("websocket: close with {}: {}", self->remote_, ec.message());
-        },
-        [self](std::exception_ptr e) { log_exception("close", self->remote_, e); });
+    asio::co_spawn(strand_, self->close_handshake(code, std::move(reason)),
+                   [self](std::exception_ptr e) { log_exception("close", self->remote_, e); });
+  }
+
+  asio::awaitable<void> close_handshake(CloseCode code, std::string reason) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    websocket::close_reason cr(static_cast<websocket::close_code>(code), reason);
+    auto [ec] = co_await ws_.async_close(cr, kAwait);
+    if (ec) spdlog::debug("websocket: close with {}: {}", remote_, ec.message());
   }
 
   void force_close() {
