@@ -17,10 +17,10 @@ help:
 setup:
 	./scripts/setup.sh
 
-$(BUILD_DIR)/CMakeCache.txt:
+$(BUILD_DIR)/Makefile:
 	cmake --preset $(PRESET)
 
-configure: $(BUILD_DIR)/CMakeCache.txt
+configure: $(BUILD_DIR)/Makefile
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)

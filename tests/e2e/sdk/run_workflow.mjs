@@ -1,0 +1,52 @@
+// Runs one API-format workflow through @saintno/comfyui-sdk (ComfyApi + PromptBuilder +
+// CallWrapper, as its README shows) against a ComfyUI-compatible server, then downloads every
+// output image through /view and checks that it is a PNG. Prints a JSON summary; exit 0 on
+// success, 1 on any failure.
+//
+//   node run_workflow.mjs http://127.0.0.1:8188 path/to/workflow.json OUTPUT_NODE_ID
+import { readFileSync } from "node:fs";
+import { ComfyApi, CallWrapper, PromptBuilder } from "@saintno/comfyui-sdk";
+
+const [, , baseUrl, workflowPath, outputNode] = process.argv;
+if (!baseUrl || !workflowPath || !outputNode) {
+  console.error("usage: node run_workflow.mjs BASE_URL WORKFLOW.json OUTPUT_NODE_ID");
+  process.exit(2);
+}
+
+const fail = (message) => {
+  console.log(JSON.stringify({ ok: false, error: String(message) }));
+  process.exit(1);
+};
+const deadline = setTimeout(() => fail("timed out after 60 s"), 60_000);
+
+const workflow = JSON.parse(readFileSync(workflowPath, "utf8"));
+const api = new ComfyApi(baseUrl, "comfyfarm-e2e-" + process.pid);
+api.init(20, 250);
+await api.waitForReady();
+
+const builder = new PromptBuilder(workflow, [], ["images"]).setOutputNode("images", outputNode);
+const events = { progress: 0, executing: 0 };
+const result = await new Promise((resolve) => {
+  new CallWrapper(api, builder)
+    .onProgress(() => events.progress++)
+    .onFinished((data, promptId) => resolve({ data, promptId }))
+    .onFailed((err) => fail(err?.message ?? err))
+    .run();
+});
+
+const images = result.data?.images?.images ?? [];
+if (images.length === 0) fail("the workflow finished without images: " + JSON.stringify(result.data));
+const downloads = [];
+for (const image of images) {
+  const url = api.getPathImage(image);
+  const response = await fetch(url);
+  if (!response.ok) fail(`GET ${url}: HTTP ${response.status}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].every((b, i) => bytes[i] === b);
+  if (!png) fail(`GET ${url}: not a PNG`);
+  downloads.push({ url, bytes: bytes.length, contentType: response.headers.get("content-type") });
+}
+clearTimeout(deadline);
+console.log(JSON.stringify({ ok: true, promptId: result.promptId, images: downloads, events }));
+api.destroy?.();
+process.exit(0);
