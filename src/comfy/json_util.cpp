@@ -114,11 +114,7 @@ void dump_string(std::string& out, std::string_view s, bool ensure_ascii) {
 void dump_double(std::string& out, double d) {
   if (std::isnan(d)) { out += "NaN"; return; }
   if (std::isinf(d)) { out += d < 0 ? "-Infinity" : "Infinity"; return; }
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
-  std::string_view text(buf, static_cast<std::size_t>(end - buf));
-  out += text;
-  if (text.find_first_of(".eEn") == std::string_view::npos) out += ".0";
+  append_python_float(out, d);
 }
 
 void dump_value(std::string& out, const json::value& v, const DumpOptions& o) {
@@ -194,6 +190,54 @@ Result<json::value> parse_json(std::string_view text) {
   auto again = parse_strict(fixed);
   if (!again) return r;  // report the error in the text as given
   return again;
+}
+
+void append_python_float(std::string& out, double d) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view s(buf, static_cast<std::size_t>(res.ptr - buf));
+  if (s.front() == '-') {
+    out += '-';
+    s.remove_prefix(1);
+  }
+  const std::size_t e_pos = s.find('e');
+  std::string digits(1, s[0]);
+  if (e_pos > 1) digits.append(s.substr(2, e_pos - 2));
+  std::string_view exp_text = s.substr(e_pos + 1);
+  const bool exp_negative = exp_text.front() == '-';
+  if (exp_text.front() == '-' || exp_text.front() == '+') exp_text.remove_prefix(1);
+  int exp = 0;
+  std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exp);
+  if (exp_negative) exp = -exp;
+
+  if (exp >= -4 && exp < 16) {
+    if (exp >= 0) {
+      const auto int_len = static_cast<std::size_t>(exp) + 1;
+      if (digits.size() <= int_len) {
+        out += digits;
+        out.append(int_len - digits.size(), '0');
+        out += ".0";
+      } else {
+        out.append(digits, 0, int_len);
+        out += '.';
+        out.append(digits, int_len);
+      }
+    } else {
+      out += "0.";
+      out.append(static_cast<std::size_t>(-exp - 1), '0');
+      out += digits;
+    }
+    return;
+  }
+  out += digits[0];
+  if (digits.size() > 1) {
+    out += '.';
+    out.append(digits, 1);
+  }
+  out += exp < 0 ? "e-" : "e+";
+  const int abs_exp = exp < 0 ? -exp : exp;
+  if (abs_exp < 10) out += '0';
+  out += std::to_string(abs_exp);
 }
 
 std::string dumps(const json::value& v, const DumpOptions& options) {

@@ -31,6 +31,11 @@ struct DumpOptions {
 /// Appends the serialization of v to out (no intermediate string).
 void dump_to(std::string& out, const json::value& v, const DumpOptions& options = {});
 
+/// Appends a finite double as Python's repr() writes it: the shortest digits that read back
+/// the same value, positional notation for exponents in [-4, 16) with at least one fractional
+/// digit ("1.0", "0.0001", "1e-05", "1e+16").
+void append_python_float(std::string& out, double d);
+
 /// Compact, key-sorted, UTF-8 serialization: the canonical form that content hashes are taken of.
 [[nodiscard]] std::string canonical_json(const json::value& v);
 

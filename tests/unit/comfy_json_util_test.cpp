@@ -47,6 +47,19 @@ TEST(Dumps, MatchesPythonDefaults) {
   EXPECT_EQ(dumps(*v), R"({"f": 1.0, "g": 0.5, "e": 1e+20, "n": null, "t": true, "u": "\u00e9\n"})");
 }
 
+TEST(Dumps, WritesFloatsAsPythonRepr) {
+  struct Case {
+    double value;
+    const char* text;
+  };
+  const Case cases[] = {{0.0001, "0.0001"},  {1e-5, "1e-05"},  {1e15, "1000000000000000.0"},
+                        {1e16, "1e+16"},     {-2.5, "-2.5"},   {0.1, "0.1"},
+                        {123456.789, "123456.789"}, {1.5e300, "1.5e+300"}, {0.0, "0.0"}};
+  for (const auto& c : cases) {
+    EXPECT_EQ(dumps(json::value(c.value)), c.text) << c.value;
+  }
+}
+
 TEST(Dumps, EscapesAstralCharactersAsSurrogatePairs) {
   json::value v = "\xF0\x9F\x98\x80";  // U+1F600
   EXPECT_EQ(dumps(v), R"("\ud83d\ude00")");
