@@ -32,10 +32,11 @@ addr=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1
 url="http://$addr"
 
 status=0
-for case in "model_free_blur.json 4" "txt2img_sd15.json 9"; do
+# workflow, output node, fewest progress events (txt2img_sd15 samples 20 steps)
+for case in "model_free_blur.json 4 0" "txt2img_sd15.json 9 20"; do
   set -- $case
   echo "sdk_e2e: $1 against $url"
-  if ! (cd "$work" && node run_workflow.mjs "$url" "$shared/workflows/$1" "$2"); then
+  if ! (cd "$work" && node run_workflow.mjs "$url" "$shared/workflows/$1" "$2" "$3"); then
     status=1
   fi
 done

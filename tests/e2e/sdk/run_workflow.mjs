@@ -3,11 +3,14 @@
 // output image through /view and checks that it is a PNG. Prints a JSON summary; exit 0 on
 // success, 1 on any failure.
 //
-//   node run_workflow.mjs http://127.0.0.1:8188 path/to/workflow.json OUTPUT_NODE_ID
+//   node run_workflow.mjs http://127.0.0.1:8188 path/to/workflow.json OUTPUT_NODE_ID [MIN_PROGRESS]
+//
+// MIN_PROGRESS: the fewest `progress` events the client must have seen (sampler steps).
 import { readFileSync } from "node:fs";
 import { ComfyApi, CallWrapper, PromptBuilder } from "@saintno/comfyui-sdk";
 
-const [, , baseUrl, workflowPath, outputNode] = process.argv;
+const [, , baseUrl, workflowPath, outputNode, minProgressArg] = process.argv;
+const minProgress = Number(minProgressArg ?? 0);
 if (!baseUrl || !workflowPath || !outputNode) {
   console.error("usage: node run_workflow.mjs BASE_URL WORKFLOW.json OUTPUT_NODE_ID");
   process.exit(2);
@@ -25,7 +28,7 @@ api.init(20, 250);
 await api.waitForReady();
 
 const builder = new PromptBuilder(workflow, [], ["images"]).setOutputNode("images", outputNode);
-const events = { progress: 0, executing: 0 };
+const events = { progress: 0 };
 const result = await new Promise((resolve) => {
   new CallWrapper(api, builder)
     .onProgress(() => events.progress++)
@@ -46,6 +49,7 @@ for (const image of images) {
   if (!png) fail(`GET ${url}: not a PNG`);
   downloads.push({ url, bytes: bytes.length, contentType: response.headers.get("content-type") });
 }
+if (events.progress < minProgress) fail(`saw ${events.progress} progress events, expected at least ${minProgress}`);
 clearTimeout(deadline);
 console.log(JSON.stringify({ ok: true, promptId: result.promptId, images: downloads, events }));
 api.destroy?.();
