@@ -19,4 +19,7 @@ using CommandRegistration = CommandMain (*)(CLI::App& root);
 /// Every subcommand the binary offers, in the order --help lists them.
 std::vector<CommandRegistration> all_commands();
 
+/// `comfyfarm sim`: simulated ComfyUI servers with fault injection (cmd_sim.cpp).
+CommandMain register_sim(CLI::App& root);
+
 }  // namespace comfyfarm::app
