@@ -9,6 +9,7 @@
 #include "comfy/json_util.hpp"
 #include "comfy/messages.hpp"
 #include "net/io_runtime.hpp"
+#include "support/json_shape.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -28,84 +29,16 @@ namespace json = boost::json;
 
 // ---- structural comparison -------------------------------------------------------------------
 
-struct CompareOptions {
-  /// Keys whose values differ between any two runs (only the JSON type is compared). Tooltips:
-  /// the recorder removed ComfyUI's descriptive texts from object_info_used.json, so the
-  /// simulator's catalog has none, while validation bodies recorded the real ones.
-  std::set<std::string> ignore_values = {"prompt_id", "timestamp", "filename", "traceback", "sid",
-                                         "number",    "tooltip"};
-  std::set<std::string> unordered_objects = {};
+// Values that differ between any two runs are compared by type only. Tooltips: the recorder
+// removed ComfyUI's descriptive texts from object_info_used.json, so the simulator's catalog has
+// none, while the validation bodies recorded the real ones.
+struct CompareOptions : test::ShapeOptions {
+  CompareOptions() { ignore_values = {"prompt_id", "timestamp", "filename", "traceback", "sid",
+                                         "number",    "tooltip"}; }
 };
 
-std::string kind_of(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "integer";
-    case json::kind::double_:
-      return "float";
-    default:
-      return std::string(comfy::kind_name(v));
-  }
-}
-
-void compare(const json::value& want, const json::value& got, const std::string& path,
-             const std::string& key, const CompareOptions& opt, std::vector<std::string>& diffs) {
-  if (kind_of(want) != kind_of(got)) {
-    diffs.push_back(path + ": " + kind_of(got) + " " + comfy::dumps(got).substr(0, 200) +
-                    ", recorded " + kind_of(want) + " " + comfy::dumps(want).substr(0, 200));
-    return;
-  }
-  const bool ignored = opt.ignore_values.contains(key);
-  if (want.is_object()) {
-    std::vector<std::string> wk;
-    std::vector<std::string> gk;
-    for (const auto& kv : want.get_object()) wk.emplace_back(kv.key());
-    for (const auto& kv : got.get_object()) gk.emplace_back(kv.key());
-    if (opt.unordered_objects.contains(key)) {
-      std::sort(wk.begin(), wk.end());
-      std::sort(gk.begin(), gk.end());
-    }
-    if (wk != gk) {
-      std::string a;
-      std::string b;
-      for (const auto& k : gk) a += k + ",";
-      for (const auto& k : wk) b += k + ",";
-      diffs.push_back(path + ": keys [" + a + "], recorded [" + b + "]");
-      return;
-    }
-    for (const auto& k : wk) {
-      compare(want.at(k), got.at(k), path + "." + k, k, opt, diffs);
-    }
-    return;
-  }
-  if (want.is_array()) {
-    const auto& w = want.get_array();
-    const auto& g = got.get_array();
-    if (w.size() != g.size()) {
-      if (ignored) return;
-      diffs.push_back(path + ": " + std::to_string(g.size()) + " elements, recorded " +
-                      std::to_string(w.size()));
-      return;
-    }
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      compare(w[i], g[i], path + "[" + std::to_string(i) + "]", ignored ? key : std::string(),
-              opt, diffs);
-    }
-    return;
-  }
-  if (ignored) return;
-  if (want != got) {
-    diffs.push_back(path + ": " + comfy::dumps(got).substr(0, 300) + ", recorded " +
-                    comfy::dumps(want).substr(0, 300));
-  }
-}
-
-std::string join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += "  " + l + "\n";
-  return out;
-}
+using test::compare_shape;
+using test::join_lines;
 
 // ---- recordings ------------------------------------------------------------------------------
 
@@ -233,8 +166,8 @@ json::value node_agnostic(const json::value& msg) {
     std::vector<std::string> states;
     for (const auto& kv : nodes->get_object()) {
       const auto& e = kv.value().get_object();
-      states.push_back(std::string(e.at("state").as_string()) + " " + kind_of(e.at("value")) +
-                       "/" + kind_of(e.at("max")));
+      states.push_back(std::string(e.at("state").as_string()) + " " + test::json_kind(e.at("value")) +
+                       "/" + test::json_kind(e.at("max")));
     }
     std::sort(states.begin(), states.end());
     json::array a;
@@ -254,9 +187,9 @@ void compare_frame(const json::object& want, const json::object& got, bool relax
   }
   if (want.at("kind").as_string() == "text") {
     if (relaxed) {
-      compare(node_agnostic(want.at("msg")), node_agnostic(got.at("msg")), where, "", opt, diffs);
+      compare_shape(node_agnostic(want.at("msg")), node_agnostic(got.at("msg")), where, "", opt, diffs);
     } else {
-      compare(want.at("msg"), got.at("msg"), where, "", opt, diffs);
+      compare_shape(want.at("msg"), got.at("msg"), where, "", opt, diffs);
     }
     return;
   }
@@ -274,7 +207,7 @@ void compare_frame(const json::object& want, const json::object& got, bool relax
       diffs.push_back(where + ": text frame " + comfy::dumps(got));
     }
   } else if (type == 4) {
-    compare(want.at("metadata"), got.at("metadata"), where + ".metadata", "", opt, diffs);
+    compare_shape(want.at("metadata"), got.at("metadata"), where + ".metadata", "", opt, diffs);
     if (!got.at("png").as_bool()) diffs.push_back(where + ": not a PNG");
   }
 }
@@ -314,7 +247,7 @@ void compare_frames(const std::vector<json::object>& want, const std::vector<jso
       diffs.push_back("missing: " + comfy::dumps(want[i]).substr(0, 200));
     }
   }
-  EXPECT_TRUE(diffs.empty()) << (relaxed ? "(node order relaxed)\n" : "") << join(diffs);
+  EXPECT_TRUE(diffs.empty()) << (relaxed ? "(node order relaxed)\n" : "") << join_lines(diffs);
 }
 
 std::vector<std::string> executing_nodes(const std::vector<json::object>& frames) {
@@ -382,8 +315,8 @@ TEST_P(SimGolden, ClientSeesWhatTheRecordedServerSent) {
     ASSERT_TRUE(body) << posted->body;
     {
       std::vector<std::string> diffs;
-      compare(response.at("body"), *body, "prompt reply", "", CompareOptions{}, diffs);
-      EXPECT_TRUE(diffs.empty()) << join(diffs);
+      compare_shape(response.at("body"), *body, "prompt reply", "", CompareOptions{}, diffs);
+      EXPECT_TRUE(diffs.empty()) << join_lines(diffs);
     }
     const std::string prompt_id(body->at("prompt_id").as_string());
 
@@ -445,8 +378,8 @@ TEST_P(SimGolden, ClientSeesWhatTheRecordedServerSent) {
         std::sort(q.begin(), q.end(), [](auto& a, auto& b) { return a.as_string() < b.as_string(); });
       }
       std::vector<std::string> diffs;
-      compare(theirs, mine, "history", "", opt, diffs);
-      EXPECT_TRUE(diffs.empty()) << join(diffs);
+      compare_shape(theirs, mine, "history", "", opt, diffs);
+      EXPECT_TRUE(diffs.empty()) << join_lines(diffs);
     }
     EXPECT_EQ(http.get_json("/queue"), load_json(run / "queue_after.json"));
   }
@@ -477,8 +410,8 @@ TEST_P(SimGoldenValidation, RejectsWithTheRecordedBodyAndNoMessage) {
   const auto body = comfy::parse_json(posted->body);
   ASSERT_TRUE(body) << posted->body;
   std::vector<std::string> diffs;
-  compare(response.at("body"), *body, "body", "", CompareOptions{}, diffs);
-  EXPECT_TRUE(diffs.empty()) << join(diffs) << posted->body;
+  compare_shape(response.at("body"), *body, "body", "", CompareOptions{}, diffs);
+  EXPECT_TRUE(diffs.empty()) << join_lines(diffs) << posted->body;
 
   // No WebSocket message at all, nothing queued.
   const auto extra = ws->read(150ms);

@@ -10,6 +10,7 @@
 #include "comfy/messages.hpp"
 #include "sim/sim_data.hpp"
 #include "sim/sim_state.hpp"
+#include "support/json_shape.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -33,81 +34,14 @@ namespace json = boost::json;
 // Structural comparison: same keys in the same order, same JSON types, same values except for
 // the fields that differ between any two runs (ids, clocks, random file names).
 
-struct CompareOptions {
-  /// Values that differ between any two runs. The traceback's last frame is the node's own code,
-  /// which the simulator does not have.
-  std::set<std::string> ignore_values = {"prompt_id", "timestamp", "filename", "traceback"};
-  std::set<std::string> unordered_objects{};  ///< keys whose object value may differ in key order
+// Values that differ between any two runs (ids, clocks, random file names, the traceback's
+// own frames) are compared by type only.
+struct CompareOptions : test::ShapeOptions {
+  CompareOptions() { ignore_values = {"prompt_id", "timestamp", "filename", "traceback"}; }
 };
 
-std::string kind_of(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "integer";
-    case json::kind::double_:
-      return "float";
-    default:
-      return std::string(comfy::kind_name(v));
-  }
-}
-
-void compare(const json::value& want, const json::value& got, const std::string& path,
-             const std::string& key, const CompareOptions& opt, std::vector<std::string>& diffs) {
-  if (kind_of(want) != kind_of(got)) {
-    diffs.push_back(path + ": type " + kind_of(got) + ", recorded " + kind_of(want) + " (" +
-                    comfy::dumps(got) + " vs " + comfy::dumps(want) + ")");
-    return;
-  }
-  if (want.is_object()) {
-    const auto& w = want.get_object();
-    const auto& g = got.get_object();
-    std::vector<std::string> wk;
-    std::vector<std::string> gk;
-    for (const auto& kv : w) wk.emplace_back(kv.key());
-    for (const auto& kv : g) gk.emplace_back(kv.key());
-    if (opt.unordered_objects.contains(key)) {
-      std::sort(wk.begin(), wk.end());
-      std::sort(gk.begin(), gk.end());
-    }
-    if (wk != gk) {
-      std::string a;
-      std::string b;
-      for (const auto& k : gk) a += k + ",";
-      for (const auto& k : wk) b += k + ",";
-      diffs.push_back(path + ": keys [" + a + "], recorded [" + b + "]");
-      return;
-    }
-    for (const auto& k : wk) compare(w.at(k), g.at(k), path + "." + k, k, opt, diffs);
-    return;
-  }
-  if (want.is_array()) {
-    const auto& w = want.get_array();
-    const auto& g = got.get_array();
-    if (w.size() != g.size()) {
-      diffs.push_back(path + ": " + std::to_string(g.size()) + " elements, recorded " +
-                      std::to_string(w.size()) + " (" + comfy::dumps(got).substr(0, 300) + " vs " +
-                      comfy::dumps(want).substr(0, 300) + ")");
-      return;
-    }
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      compare(w[i], g[i], path + "[" + std::to_string(i) + "]",
-              opt.ignore_values.contains(key) ? key : std::string(), opt, diffs);
-    }
-    return;
-  }
-  if (opt.ignore_values.contains(key)) return;
-  if (want != got) {
-    diffs.push_back(path + ": " + comfy::dumps(got).substr(0, 400) + ", recorded " +
-                    comfy::dumps(want).substr(0, 400));
-  }
-}
-
-std::string join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += "  " + l + "\n";
-  return out;
-}
+using test::compare_shape;
+using test::join_lines;
 
 // ---------------------------------------------------------------------------------------------
 // The recordings.
@@ -289,7 +223,7 @@ void compare_frame(const json::object& want, const Step& got, const std::string&
     }
     auto mine = comfy::parse_json(comfy::encode_event(*e));
     ASSERT_TRUE(mine);
-    compare(want.at("msg"), *mine, where, "", opt, diffs);
+    compare_shape(want.at("msg"), *mine, where, "", opt, diffs);
     return;
   }
   const auto* b = std::get_if<comfy::BinaryEvent>(&got.payload);
@@ -317,7 +251,7 @@ void compare_frame(const json::object& want, const Step& got, const std::string&
     if (t->text != want.at("text").as_string())
       diffs.push_back(where + ": text \"" + t->text + "\"");
   } else if (const auto* p4 = std::get_if<comfy::PreviewImageWithMetadata>(b)) {
-    compare(want.at("metadata"), json::value(p4->metadata), where + ".metadata", "", opt, diffs);
+    compare_shape(want.at("metadata"), json::value(p4->metadata), where + ".metadata", "", opt, diffs);
     if (p4->image.size() < 8 || p4->image[1] != 'P') diffs.push_back(where + ": not a PNG");
   }
 }
@@ -363,16 +297,16 @@ TEST_P(SimPlanGolden, MatchesTheRecording) {
         diffs.push_back("missing: " + describe(rec.frames[i]));
       }
     }
-    EXPECT_TRUE(diffs.empty()) << "WebSocket frames:\n" << join(diffs);
+    EXPECT_TRUE(diffs.empty()) << "WebSocket frames:\n" << join_lines(diffs);
 
     CompareOptions opt;
     opt.unordered_objects = {"outputs", "meta"};  // Python set order in ComfyUI
     comfy::History h;
     h.entries.push_back(played.history);
     std::vector<std::string> history_diffs;
-    compare(rec.history, h.to_json().get_object().begin()->value(), "history", "", opt,
+    compare_shape(rec.history, h.to_json().get_object().begin()->value(), "history", "", opt,
             history_diffs);
-    EXPECT_TRUE(history_diffs.empty()) << "history entry:\n" << join(history_diffs);
+    EXPECT_TRUE(history_diffs.empty()) << "history entry:\n" << join_lines(history_diffs);
   }
 }
 
