@@ -27,33 +27,7 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-struct ProcessResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs the binary with a deadline (coreutils timeout; exit 124 when it ran past it).
-ProcessResult run_binary(const std::string& args, int deadline_s = 120) {
-  test::TempDir dir;
-  const auto out_path = dir.path() / "out.txt";
-  const auto err_path = dir.path() / "err.txt";
-  const std::string cmd = "timeout -k 5 " + std::to_string(deadline_s) + " '" +
-                          std::string(COMFYFARM_BINARY) + "' " + args + " >'" +
-                          out_path.string() + "' 2>'" + err_path.string() + "' </dev/null";
-  const int status = std::system(cmd.c_str());
-  ProcessResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = test::read_file(out_path);
-  r.err = test::read_file(err_path);
-  return r;
-}
-
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+using test::count_lines;
 
 std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 
@@ -96,7 +70,7 @@ TEST(ProfileCli, ProfilesThreeRunsAgainstTheSim) {
   const auto trace = dir.path() / "t.json";
   const auto json_out = dir.path() / "p.json";
   const auto csv = dir.path() / "p.csv";
-  auto r = run_binary("profile --server " + sim.url() + " --workflow " +
+  auto r = test::run_comfyfarm("profile --server " + sim.url() + " --workflow " +
                       quote(workflow("txt2img_sd15.json")) +
                       " --runs 3 --vary-seed --sample-interval 0.05 --trace " + quote(trace) +
                       " --json " + quote(json_out) + " --csv " + quote(csv));
@@ -154,12 +128,12 @@ TEST(ProfileCli, ProfilesThreeRunsAgainstTheSim) {
 
 TEST(ProfileCli, FromTraceAnalysesARecordedRun) {
   const auto run1 = test::fixtures_dir() / "slow_blur" / "run1";
-  auto r = run_binary("profile --from-trace " + quote(run1 / "ws.jsonl") + " --workflow " +
+  auto r = test::run_comfyfarm("profile --from-trace " + quote(run1 / "ws.jsonl") + " --workflow " +
                       quote(test::fixtures_dir() / "slow_blur" / "workflow.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   test::TempDir dir;
   const auto json_out = dir.path() / "p.json";
-  r = run_binary("profile --from-trace " + quote(run1 / "ws.jsonl") + " --workflow " +
+  r = test::run_comfyfarm("profile --from-trace " + quote(run1 / "ws.jsonl") + " --workflow " +
                  quote(test::fixtures_dir() / "slow_blur" / "workflow.json") + " --json " +
                  quote(json_out));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -181,7 +155,7 @@ TEST(ProfileCli, ValidationFailureNamesNodeAndInput) {
   text.replace(pos, 7, "\"no_such_sampler\"");
   const auto bad = dir.path() / "bad.json";
   write_file(bad, text);
-  auto r = run_binary("profile --server " + sim.url() + " --workflow " + quote(bad));
+  auto r = test::run_comfyfarm("profile --server " + sim.url() + " --workflow " + quote(bad));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("node 3"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("sampler_name"), std::string::npos) << r.err;
@@ -189,7 +163,7 @@ TEST(ProfileCli, ValidationFailureNamesNodeAndInput) {
 }
 
 TEST(ProfileCli, UnreachableServerIsOneLine) {
-  auto r = run_binary("profile --server http://127.0.0.1:1 --workflow " +
+  auto r = test::run_comfyfarm("profile --server http://127.0.0.1:1 --workflow " +
                       quote(workflow("txt2img_sd15.json")) + " --timeout 5");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
@@ -201,7 +175,7 @@ TEST(ProfileCli, UiFormatWorkflowGetsTheExportHint) {
   const auto ui = dir.path() / "ui.json";
   write_file(ui, R"({"last_node_id": 9, "last_link_id": 9, "nodes": [{"id": 3, "type": "KSampler"}],
                     "links": [], "groups": [], "version": 0.4})");
-  auto r = run_binary("profile --server http://127.0.0.1:1 --workflow " + quote(ui));
+  auto r = test::run_comfyfarm("profile --server http://127.0.0.1:1 --workflow " + quote(ui));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("Save (API Format)"), std::string::npos) << r.err;
@@ -211,13 +185,13 @@ TEST(ProfileCli, MalformedWorkflowIsOneLine) {
   test::TempDir dir;
   const auto bad = dir.path() / "bad.json";
   write_file(bad, "{\"3\": {\"class_type\": ");
-  auto r = run_binary("profile --server http://127.0.0.1:1 --workflow " + quote(bad));
+  auto r = test::run_comfyfarm("profile --server http://127.0.0.1:1 --workflow " + quote(bad));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
 }
 
 TEST(ProfileCli, BadFlagExitsTwo) {
-  auto r = run_binary("profile --runs 0 --server http://127.0.0.1:1 --workflow x.json");
+  auto r = test::run_comfyfarm("profile --runs 0 --server http://127.0.0.1:1 --workflow x.json");
   EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
@@ -227,23 +201,58 @@ TEST(ProfileCli, CompareReportsARegressionOnASlowerServer) {
   {
     test::SimProcess fast({"--time-scale", "0.05"});
     ASSERT_TRUE(fast.ready()) << fast.log();
-    auto r = run_binary("profile --server " + fast.url() + " --workflow " +
+    auto r = test::run_comfyfarm("profile --server " + fast.url() + " --workflow " +
                         quote(workflow("txt2img_sd15.json")) + " --runs 2 --vary-seed --json " +
                         quote(baseline));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     // Against itself (same speed): no regression beyond the thresholds.
-    r = run_binary("profile --server " + fast.url() + " --workflow " +
+    r = test::run_comfyfarm("profile --server " + fast.url() + " --workflow " +
                    quote(workflow("txt2img_sd15.json")) +
                    " --runs 2 --vary-seed --threshold-ms 30 --compare " + quote(baseline));
     EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   }
   test::SimProcess slow({"--time-scale", "0.05", "--speed", "0.5"});
   ASSERT_TRUE(slow.ready()) << slow.log();
-  auto r = run_binary("profile --server " + slow.url() + " --workflow " +
+  auto r = test::run_comfyfarm("profile --server " + slow.url() + " --workflow " +
                       quote(workflow("txt2img_sd15.json")) +
                       " --runs 2 --vary-seed --threshold-ms 20 --compare " + quote(baseline));
   EXPECT_EQ(r.exit_code, 1) << r.err << r.out;
   EXPECT_NE(r.err.find("regression"), std::string::npos) << r.err;
+}
+
+TEST(ProfileCli, AStalledServerIsATimeoutInOneLine) {
+  // The server accepts the prompt and never starts it.
+  test::SimProcess sim({"--time-scale", "0.05", "--fault", "stall"});
+  ASSERT_TRUE(sim.ready()) << sim.log();
+  auto r = test::run_comfyfarm("profile --server " + sim.url() + " --workflow " +
+                      quote(workflow("model_free_blur.json")) + " --timeout 2");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("timed out after 2 s"), std::string::npos) << r.err;
+}
+
+TEST(ProfileCli, ALostSocketIsRecoveredFromTheHistory) {
+  // Every WebSocket is closed when the prompt starts: its events are lost, /history tells the
+  // outcome.
+  test::SimProcess sim({"--time-scale", "0.05", "--fault", "ws-drop"});
+  ASSERT_TRUE(sim.ready()) << sim.log();
+  test::TempDir dir;
+  const auto json_path = dir.path() / "p.json";
+  auto r = test::run_comfyfarm("profile --server " + sim.url() + " --workflow " +
+                      quote(workflow("model_free_blur.json")) + " --timeout 30 --json " +
+                      quote(json_path));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto doc = read_json(json_path);
+  ASSERT_TRUE(doc.is_object()) << r.out;
+  const auto& run = doc.at("runs").as_array().at(0);
+  EXPECT_EQ(run.at("outcome").as_string(), "succeeded") << comfy::dumps(run);
+  // The socket really was dropped mid-prompt, and the history still gave every node's outcome.
+  EXPECT_NE(sim.log().find("ws-drop fault: closing"), std::string::npos) << sim.log();
+  std::size_t completed = 0;
+  for (const auto& n : run.at("nodes").as_array()) {
+    completed += n.at("status").as_string() == "completed";
+  }
+  EXPECT_EQ(completed, 4u) << comfy::dumps(run);
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -21,6 +24,27 @@ std::string read_file(const std::filesystem::path& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+ProcessResult run_comfyfarm(const std::string& args, int deadline_s) {
+  TempDir dir;
+  const auto out_path = dir.path() / "out.txt";
+  const auto err_path = dir.path() / "err.txt";
+  const std::string cmd = "timeout -k 5 " + std::to_string(deadline_s) + " '" +
+                          std::string(COMFYFARM_BINARY) + "' " + args + " >'" +
+                          out_path.string() + "' 2>'" + err_path.string() + "' </dev/null";
+  const int status = std::system(cmd.c_str());
+  ProcessResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
 }
 
 TempDir::TempDir() {

@@ -15,6 +15,21 @@ std::filesystem::path fixtures_dir();
 /// Reads a whole file; fails the current test (and returns "") when it cannot.
 std::string read_file(const std::filesystem::path& path);
 
+/// What a finished child process left: its exit code (-1 when killed by a signal), stdout,
+/// stderr.
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs the built comfyfarm binary with `args` (shell words, already quoted), stdin empty, and
+/// a deadline (coreutils timeout: exit 124 when it ran past it).
+ProcessResult run_comfyfarm(const std::string& args, int deadline_s = 120);
+
+/// Number of '\n' in s.
+int count_lines(const std::string& s);
+
 /// A fresh empty directory under the system temp dir, removed when the object goes away.
 class TempDir {
  public:
