@@ -506,6 +506,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         }
         continue;
       }
+      // Responses and WebSocket events are small writes that must leave at once: without
+      // TCP_NODELAY, Nagle's algorithm holds a write until the previous one is acknowledged,
+      // which a peer's delayed ACK turns into tens of milliseconds.
+      boost::system::error_code nodelay_ec;
+      socket.set_option(tcp::no_delay(true), nodelay_ec);
       auto session = std::make_shared<HttpSession>(tcp::socket(std::move(socket)), shared);
       if (!shared->registry.add(session->id(), session)) {
         session->close_unstarted();

@@ -2,10 +2,10 @@
 // offline on a recorded real-ComfyUI event log.
 //
 // Timing tolerance: at --time-scale 0.05 a node's modelled duration (docs/sim-model.md) is
-// compared with the measured one within ±(20% of the model + 20 ms). The measured value comes
-// from receive times of WebSocket frames on a loaded 2-core machine, so it carries timer and
-// scheduling jitter of a few ms per edge; 20 ms absolute covers that, 20% covers the sim's own
-// timer granularity.
+// compared with the measured one within ±(10% of the model + 8 ms). The sim paces steps against
+// absolute deadlines, so the error is only the delivery jitter of the two frames that bound a
+// node (a few ms on a loaded 2-core machine). A small write held back by Nagle's algorithm costs
+// 20-40 ms and fails this check.
 #include "support/sim_process.hpp"
 #include "support/test_support.hpp"
 
@@ -59,7 +59,7 @@ constexpr double kTimeScale = 0.05;
 
 void expect_near_model(double measured_ms, double model_ms, const std::string& what) {
   const double scaled = model_ms * kTimeScale;
-  const double tolerance = 0.2 * scaled + 20.0;
+  const double tolerance = 0.1 * scaled + 8.0;
   EXPECT_NEAR(measured_ms, scaled, tolerance) << what << ": model " << scaled << " ms";
 }
 
@@ -113,8 +113,10 @@ TEST(ProfileCli, ProfilesThreeRunsAgainstTheSim) {
     expect_near_model(number(sampler->at("duration_ms")), 60.0 + 190.0 * 0.262144 * 20.0,
                       "KSampler run " + std::to_string(i + 1));
     if (i == 0) {
-      // The cold checkpoint load (a disk read of 4.27 GB in the model) outweighs the sampler.
-      EXPECT_GT(number(loader->at("duration_ms")), number(sampler->at("duration_ms")));
+      // The cold checkpoint load: 300 ms + 5 ms residency check + 4,265,146,304 bytes read at
+      // 2.5 GB/s. The first node of a prompt is the one a delayed send (Nagle) would shorten.
+      expect_near_model(number(loader->at("duration_ms")), 300.0 + 5.0 + 4265146304.0 / 2.5e6,
+                        "cold CheckpointLoaderSimple");
     }
   }
   const auto& stats = p.at("system_stats").as_object();
