@@ -42,18 +42,6 @@ using test::join_lines;
 
 // ---- recordings ------------------------------------------------------------------------------
 
-std::vector<json::object> load_jsonl(const fs::path& p) {
-  std::vector<json::object> out;
-  if (!fs::exists(p)) return out;
-  std::istringstream in(read_file(p));
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    auto v = comfy::parse_json(line);
-    EXPECT_TRUE(v && v->is_object()) << p << ": " << line;
-    if (v && v->is_object()) out.push_back(v->get_object());
-  }
-  return out;
-}
 
 /// The frames a socket received: the connect-time ones (before the POST) and the others.
 struct Frames {
@@ -64,7 +52,7 @@ struct Frames {
 
 Frames load_frames(const fs::path& p) {
   Frames f;
-  for (auto& frame : load_jsonl(p)) {
+  for (auto& frame : test::read_jsonl(p)) {
     if (frame.at("dir").as_string() == "send") {
       if (!f.sent_flags) f.sent_flags = frame.at("msg");
       continue;

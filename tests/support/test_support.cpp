@@ -1,5 +1,7 @@
 #include "support/test_support.hpp"
 
+#include "comfy/json_util.hpp"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -24,6 +26,19 @@ std::string read_file(const std::filesystem::path& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::vector<boost::json::object> read_jsonl(const std::filesystem::path& path) {
+  std::vector<boost::json::object> out;
+  if (!std::filesystem::exists(path)) return out;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto v = comfy::parse_json(line);
+    EXPECT_TRUE(v && v->is_object()) << path << ": " << line;
+    if (v && v->is_object()) out.push_back(v->get_object());
+  }
+  return out;
 }
 
 ProcessResult run_comfyfarm(const std::string& args, int deadline_s) {

@@ -1,8 +1,11 @@
 // Helpers shared by the tests: paths to the shared fixtures, reading files, temp dirs.
 #pragma once
 
+#include <boost/json/object.hpp>
+
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace comfyfarm::test {
 
@@ -14,6 +17,10 @@ std::filesystem::path fixtures_dir();
 
 /// Reads a whole file; fails the current test (and returns "") when it cannot.
 std::string read_file(const std::filesystem::path& path);
+
+/// The JSON objects of a .jsonl file (one per line; blank lines skipped, a line that is not an
+/// object fails the current test). An absent file gives none.
+std::vector<boost::json::object> read_jsonl(const std::filesystem::path& path);
 
 /// What a finished child process left: its exit code (-1 when killed by a signal), stdout,
 /// stderr.

@@ -52,17 +52,6 @@ json::value load_json(const fs::path& p) {
   return v ? *v : json::value();
 }
 
-std::vector<json::object> load_jsonl(const fs::path& p) {
-  std::vector<json::object> out;
-  std::istringstream in(test::read_file(p));
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    auto v = comfy::parse_json(line);
-    EXPECT_TRUE(v && v->is_object()) << p << ": " << line;
-    if (v && v->is_object()) out.push_back(v->get_object());
-  }
-  return out;
-}
 
 struct RecordedRun {
   std::string scenario;
@@ -90,7 +79,7 @@ std::optional<RecordedRun> load_run(const std::string& scenario, const fs::path&
     r.socket_client_id = std::string(c->get_string());
   }
   bool leading = true;
-  for (auto& f : load_jsonl(dir / "ws.jsonl")) {
+  for (auto& f : test::read_jsonl(dir / "ws.jsonl")) {
     if (f.at("dir").as_string() == "send") {
       const auto& msg = f.at("msg").as_object();
       if (msg.at("type").as_string() == "feature_flags") {
