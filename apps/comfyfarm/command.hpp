@@ -22,6 +22,9 @@ std::vector<CommandRegistration> all_commands();
 /// `comfyfarm sim`: simulated ComfyUI servers with fault injection (cmd_sim.cpp).
 CommandMain register_sim(CLI::App& root);
 
+/// `comfyfarm serve`: the farm (cmd_serve.cpp).
+CommandMain register_serve(CLI::App& root);
+
 /// `comfyfarm profile`: per-node profile of a workflow on a server or of a recording (cmd_profile.cpp).
 CommandMain register_profile(CLI::App& root);
 

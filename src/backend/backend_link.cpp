@@ -635,6 +635,16 @@ asio::awaitable<BackendResult<void>> BackendLink::interrupt(std::optional<std::s
   co_return BackendResult<void>();
 }
 
+asio::awaitable<BackendResult<void>> BackendLink::delete_queued(std::vector<std::string> prompt_ids) {
+  json::array ids;
+  for (auto& id : prompt_ids) ids.emplace_back(std::move(id));
+  json::object body;
+  body["delete"] = std::move(ids);
+  auto r = co_await impl_->call(impl_->probe, net::Method::kPost, "/queue", comfy::dumps(body));
+  if (!r) co_return r.error();
+  co_return BackendResult<void>();
+}
+
 asio::awaitable<BackendResult<UploadedFile>> BackendLink::upload_image(std::string filename,
                                                                        std::string bytes,
                                                                        std::string type,

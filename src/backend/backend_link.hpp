@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace comfyfarm::backend {
 
@@ -160,6 +161,9 @@ class BackendLink {
   /// POST /interrupt, with {"prompt_id"} when given (servers >= 0.3.57 then stop only that
   /// prompt; older ones stop whatever runs).
   boost::asio::awaitable<BackendResult<void>> interrupt(std::optional<std::string> prompt_id);
+  /// POST /queue {"delete": ids}: removes prompts still waiting in the backend's queue (a
+  /// running one is not affected; interrupt it).
+  boost::asio::awaitable<BackendResult<void>> delete_queued(std::vector<std::string> prompt_ids);
   /// POST /upload/image (multipart). `type` is "input" (default), "temp" or "output".
   boost::asio::awaitable<BackendResult<UploadedFile>> upload_image(
       std::string filename, std::string bytes, std::string type = "input",

@@ -96,6 +96,12 @@ CREATE TABLE profiles (
   json TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE job_results (
+  job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+  json TEXT NOT NULL
+) WITHOUT ROWID;
+)sql",
 }};
 
 constexpr std::string_view kJobColumns =
@@ -129,7 +135,7 @@ struct SqliteStore::Impl {
   // Group commit.
   struct Pending {
     NewJob job;
-    std::promise<Result<void>> done;
+    std::function<void(Result<void>)> done;
   };
   std::mutex q_mu;
   std::condition_variable q_cv;
@@ -512,7 +518,7 @@ struct SqliteStore::Impl {
       }
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i].done.set_value(outcome ? std::move(results[i]) : Result<void>(outcome.error()));
+      batch[i].done(outcome ? std::move(results[i]) : Result<void>(outcome.error()));
     }
   }
 };
@@ -557,24 +563,30 @@ Result<void> SqliteStore::insert_jobs(const std::vector<NewJob>& jobs) {
 }
 
 std::future<Result<void>> SqliteStore::submit(NewJob job) {
-  Impl::Pending p{std::move(job), {}};
-  auto fut = p.done.get_future();
+  auto promise = std::make_shared<std::promise<Result<void>>>();
+  auto fut = promise->get_future();
+  submit(std::move(job), [promise](Result<void> r) { promise->set_value(std::move(r)); });
+  return fut;
+}
+
+void SqliteStore::submit(NewJob job, std::function<void(Result<void>)> done) {
   {
-    std::lock_guard lk(impl_->q_mu);
+    std::unique_lock lk(impl_->q_mu);
     if (impl_->stopping) {
-      p.done.set_value(fail(Errc::kCancelled, "store is closing"));
-      return fut;
+      lk.unlock();
+      done(fail(Errc::kCancelled, "store is closing"));
+      return;
     }
     if (impl_->queue.size() >= impl_->options.submit_queue_limit) {
-      p.done.set_value(fail(Errc::kResourceExhausted,
-                            "store submit queue is full (" +
-                                std::to_string(impl_->options.submit_queue_limit) + " pending)"));
-      return fut;
+      lk.unlock();
+      done(fail(Errc::kResourceExhausted, "store submit queue is full (" +
+                                              std::to_string(impl_->options.submit_queue_limit) +
+                                              " pending)"));
+      return;
     }
-    impl_->queue.push_back(std::move(p));
+    impl_->queue.push_back(Impl::Pending{std::move(job), std::move(done)});
   }
   impl_->q_cv.notify_one();
-  return fut;
 }
 
 Result<JobRecord> SqliteStore::get_job(std::string_view id) {
@@ -832,6 +844,33 @@ Result<boost::json::value> SqliteStore::get_profile(std::string_view id) {
   if (rc == SQLITE_ROW) return s.col_json(0);
   if (rc == SQLITE_DONE) return fail(Errc::kNotFound, "no profile for job " + std::string(id));
   return impl_->sql_error("get profile", rc);
+}
+
+Result<void> SqliteStore::set_result(std::string_view id, const boost::json::value& result) {
+  std::lock_guard lk(impl_->db_mu);
+  if (auto r = impl_->require_job(id); !r) return r;
+  auto st = impl_->prepare(
+      "INSERT INTO job_results(job_id, json) VALUES (?1, ?2) "
+      "ON CONFLICT(job_id) DO UPDATE SET json = excluded.json");
+  if (!st) return st.error();
+  Impl::Stmt s(*st);
+  const std::string text = boost::json::serialize(result);
+  s.text(1, id);
+  s.text(2, text);
+  if (const int rc = s.step(); rc != SQLITE_DONE) return impl_->sql_error("set result", rc);
+  return {};
+}
+
+Result<boost::json::value> SqliteStore::get_result(std::string_view id) {
+  std::lock_guard lk(impl_->db_mu);
+  auto st = impl_->prepare("SELECT json FROM job_results WHERE job_id = ?1");
+  if (!st) return st.error();
+  Impl::Stmt s(*st);
+  s.text(1, id);
+  const int rc = s.step();
+  if (rc == SQLITE_ROW) return s.col_json(0);
+  if (rc == SQLITE_DONE) return fail(Errc::kNotFound, "no result for job " + std::string(id));
+  return impl_->sql_error("get result", rc);
 }
 
 Result<void> SqliteStore::add_backend(const BackendRecord& b) {

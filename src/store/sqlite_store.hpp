@@ -18,6 +18,7 @@ class SqliteStore final : public Store {
   Result<void> insert_job(const NewJob& job) override;
   Result<void> insert_jobs(const std::vector<NewJob>& jobs) override;
   std::future<Result<void>> submit(NewJob job) override;
+  void submit(NewJob job, std::function<void(Result<void>)> done) override;
   Result<JobRecord> get_job(std::string_view id) override;
   Result<JobPage> list_jobs(const JobFilter& filter) override;
   Result<std::vector<JobRecord>> unfinished_jobs() override;
@@ -30,6 +31,8 @@ class SqliteStore final : public Store {
   Result<std::vector<OutputRecord>> outputs(std::string_view id) override;
   Result<void> set_profile(std::string_view id, const boost::json::value& profile) override;
   Result<boost::json::value> get_profile(std::string_view id) override;
+  Result<void> set_result(std::string_view id, const boost::json::value& result) override;
+  Result<boost::json::value> get_result(std::string_view id) override;
   Result<void> add_backend(const BackendRecord& backend) override;
   Result<void> update_backend(const BackendRecord& backend) override;
   Result<BackendRecord> get_backend(std::string_view id) override;

@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string_view>
@@ -32,7 +33,7 @@ struct StoreOptions {
 class Store {
  public:
   /// The newest schema version this binary knows.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   /// Opens (creating when absent) the SQLite database at `path` and migrates it. A file that is
   /// not a SQLite database, is corrupt, cannot be read, or has a newer schema than this binary
@@ -57,6 +58,10 @@ class Store {
   /// one transaction. The future is ready only once the job's transaction committed (or failed:
   /// kAlreadyExists for a duplicate id, which fails only that job).
   [[nodiscard]] virtual std::future<Result<void>> submit(NewJob job) = 0;
+  /// Group commit with a callback instead of a future: `done` runs once, on the committer
+  /// thread (or on the caller's thread when the submission is refused at once), after the
+  /// job's transaction committed or failed. Keep it short: post the result elsewhere.
+  virtual void submit(NewJob job, std::function<void(Result<void>)> done) = 0;
 
   [[nodiscard]] virtual Result<JobRecord> get_job(std::string_view id) = 0;
   [[nodiscard]] virtual Result<JobPage> list_jobs(const JobFilter& filter) = 0;
@@ -83,6 +88,10 @@ class Store {
   [[nodiscard]] virtual Result<void> set_profile(std::string_view id,
                                                  const boost::json::value& profile) = 0;
   [[nodiscard]] virtual Result<boost::json::value> get_profile(std::string_view id) = 0;
+  /// The job's final result as the ComfyUI-compatible front answers it (its /history entry).
+  [[nodiscard]] virtual Result<void> set_result(std::string_view id,
+                                                const boost::json::value& result) = 0;
+  [[nodiscard]] virtual Result<boost::json::value> get_result(std::string_view id) = 0;  ///< kNotFound
 
   // --- backends -------------------------------------------------------------------------------
   [[nodiscard]] virtual Result<void> add_backend(

@@ -283,6 +283,60 @@ TEST(Store, OutputsAndProfile) {
   EXPECT_EQ(s->set_profile("nope", json::object{}).error().code, Errc::kNotFound);
 }
 
+TEST(Store, ResultIsKeptPerJob) {
+  TempDir dir;
+  const auto path = dir.path() / "farm.db";
+  {
+    auto s = open_ok(path);
+    ASSERT_TRUE(s->insert_job(make_job("p")));
+    EXPECT_EQ(s->get_result("p").error().code, Errc::kNotFound);
+    ASSERT_TRUE(s->set_result("p", json::parse(R"({"status":{"status_str":"error"}})")));
+    ASSERT_TRUE(s->set_result("p", json::parse(R"({"status":{"status_str":"success"}})")));
+    EXPECT_EQ(s->set_result("nope", json::object{}).error().code, Errc::kNotFound);
+  }
+  auto s = open_ok(path);
+  EXPECT_EQ(s->get_result("p")->at("status").at("status_str"), "success");
+}
+
+TEST(Store, VersionOneDatabaseIsMigrated) {
+  TempDir dir;
+  const auto path = dir.path() / "farm.db";
+  { ASSERT_TRUE(open_ok(path)); }
+  {
+    // Turn the file back into a version-1 database: no job_results table.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE job_results; UPDATE schema_version SET version = 1",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = open_ok(path);
+  EXPECT_EQ(*s->schema_version(), Store::kSchemaVersion);
+  ASSERT_TRUE(s->insert_job(make_job("p")));
+  EXPECT_TRUE(s->set_result("p", json::object{{"ok", true}}));
+}
+
+TEST(Store, SubmitWithCallbackRunsItOnceAfterCommit) {
+  TempDir dir;
+  auto s = open_ok(dir.path() / "farm.db");
+  std::promise<Result<void>> done;
+  std::atomic<int> calls{0};
+  s->submit(make_job("cb"), [&](Result<void> r) {
+    ++calls;
+    done.set_value(std::move(r));
+  });
+  ASSERT_TRUE(done.get_future().get());
+  // The job is readable from another call once the callback has run: it was committed.
+  EXPECT_EQ(s->get_job("cb")->id, "cb");
+  std::promise<Result<void>> dup;
+  s->submit(make_job("cb"), [&](Result<void> r) { dup.set_value(std::move(r)); });
+  auto r = dup.get_future().get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kAlreadyExists);
+  EXPECT_EQ(calls.load(), 1);
+}
+
 TEST(Store, BackendsCrud) {
   TempDir dir;
   auto s = open_ok(dir.path() / "farm.db");
