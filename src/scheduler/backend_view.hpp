@@ -33,6 +33,16 @@ struct BackendView {
   double outstanding_cost_ms = 0;              ///< modelled cost of in_flight at speed 1.0
   std::uint64_t last_used = 0;                 ///< assignment counter when last given a job
   std::uint64_t jobs_completed = 0;
+  /// Expected time of a model load on this backend (ms): SchedulerConfig::model_load_ms until
+  /// the first measured load, then an EWMA of (completion - start - run_ms) over prompts that
+  /// needed one.
+  double load_ms = 0;
+  bool load_measured = false;
+  TimeMs head_started_ms = 0;   ///< when in_flight.front() started (its predecessor finished)
+  double expected_free_ms = 0;  ///< when in_flight is expected to drain (absolute, ms)
+  // The placement group (affinity) and speed this backend is counted in; 0: none.
+  std::uint32_t counted_group = 0;
+  double counted_speed = 0;
 };
 
 }  // namespace comfyfarm::scheduler

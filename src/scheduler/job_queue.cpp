@@ -1,8 +1,22 @@
 #include "scheduler/job_queue.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace comfyfarm::scheduler {
+
+void JobQueue::insert_ready(const Entry& e) {
+  ready_.insert(e.key);
+  ready_by_group_[e.item.group].insert(e.key);
+}
+
+void JobQueue::erase_ready(const Entry& e) {
+  ready_.erase(e.key);
+  auto g = ready_by_group_.find(e.item.group);
+  if (g == ready_by_group_.end()) return;
+  g->second.erase(e.key);
+  if (g->second.empty()) ready_by_group_.erase(g);
+}
 
 void JobQueue::insert(Entry& e, TimeMs now) {
   if (e.item.ready_at_ms > now) {
@@ -10,7 +24,7 @@ void JobQueue::insert(Entry& e, TimeMs now) {
     delayed_.emplace(e.item.ready_at_ms, e.key);
   } else {
     e.delayed = false;
-    ready_.insert(e.key);
+    insert_ready(e);
   }
 }
 
@@ -37,7 +51,7 @@ Result<void> JobQueue::requeue(JobId id, TimeMs ready_at_ms, TimeMs now) {
   if (e.delayed) {
     delayed_.erase({e.item.ready_at_ms, e.key});
   } else {
-    ready_.erase(e.key);
+    erase_ready(e);
   }
   e.item.ready_at_ms = ready_at_ms;
   insert(e, now);
@@ -51,7 +65,7 @@ Result<QueueItem> JobQueue::remove(JobId id) {
   if (e.delayed) {
     delayed_.erase({e.item.ready_at_ms, e.key});
   } else {
-    ready_.erase(e.key);
+    erase_ready(e);
   }
   QueueItem out = std::move(e.item);
   items_.erase(it);
@@ -62,8 +76,9 @@ void JobQueue::promote(TimeMs now) {
   while (!delayed_.empty() && delayed_.begin()->first <= now) {
     const Key key = delayed_.begin()->second;
     delayed_.erase(delayed_.begin());
-    items_.at(key.id).delayed = false;
-    ready_.insert(key);
+    Entry& e = items_.at(key.id);
+    e.delayed = false;
+    insert_ready(e);
   }
 }
 
@@ -73,6 +88,28 @@ std::vector<JobId> JobQueue::ready(std::size_t limit) const {
   for (auto it = ready_.begin(); it != ready_.end() && out.size() < limit; ++it) out.push_back(it->id);
   return out;
 }
+
+std::optional<JobId> JobQueue::front() const {
+  if (ready_.empty()) return std::nullopt;
+  return ready_.begin()->id;
+}
+
+std::vector<JobId> JobQueue::ready_in_group(std::uint32_t group, std::size_t limit) const {
+  std::vector<JobId> out;
+  auto g = ready_by_group_.find(group);
+  if (g == ready_by_group_.end()) return out;
+  out.reserve(std::min(limit, g->second.size()));
+  for (auto it = g->second.begin(); it != g->second.end() && out.size() < limit; ++it) out.push_back(it->id);
+  return out;
+}
+
+std::optional<JobId> JobQueue::front_in_group(std::uint32_t group) const {
+  auto g = ready_by_group_.find(group);
+  if (g == ready_by_group_.end()) return std::nullopt;
+  return g->second.begin()->id;
+}
+
+bool JobQueue::before(JobId a, JobId b) const { return items_.at(a).key < items_.at(b).key; }
 
 std::vector<JobId> JobQueue::batch_items(const std::string& batch) const {
   std::vector<JobId> out;

@@ -4,17 +4,66 @@
 #include <cmath>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <queue>
+#include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 
 namespace comfyfarm::scheduler {
+
+double makespan_lower_bound(const std::vector<SimBackend>& backends, const std::vector<SimJob>& jobs) {
+  if (jobs.empty()) return 0;
+  std::vector<const SimBackend*> by_load;
+  for (const auto& b : backends) {
+    if (b.speed > 0) by_load.push_back(&b);
+  }
+  if (by_load.empty()) return 0;
+  std::sort(by_load.begin(), by_load.end(), [](const SimBackend* a, const SimBackend* b) {
+    return std::tie(a->load_ms, a->speed) < std::tie(b->load_ms, b->speed);
+  });
+  double work = 0;
+  double longest = 0;  // the longest job on the backend where it ends first, its load included
+  std::set<int> checkpoints;
+  for (const auto& j : jobs) {
+    work += j.work_ms;
+    checkpoints.insert(j.checkpoint);
+    double best = std::numeric_limits<double>::infinity();
+    for (const auto* b : by_load) best = std::min(best, static_cast<double>(b->load_ms) + j.work_ms / b->speed);
+    longest = std::max(longest, best);
+  }
+  // Loads beyond one per backend: every checkpoint is loaded at least once somewhere, each at
+  // least the cheapest load (in work a backend could have done meanwhile).
+  if (checkpoints.size() > by_load.size()) {
+    double cheapest = std::numeric_limits<double>::infinity();
+    for (const auto* b : by_load) cheapest = std::min(cheapest, b->speed * static_cast<double>(b->load_ms));
+    work += static_cast<double>(checkpoints.size() - by_load.size()) * cheapest;
+  }
+  // Smallest T with sum_i speed_i * max(0, T - load_i) >= work: backends in order of load time,
+  // the first m of them working.
+  double speed_sum = 0;
+  double loaded_sum = 0;  // sum of speed_i * load_i over the first m
+  double capacity_bound = 0;
+  for (std::size_t m = 0; m < by_load.size(); ++m) {
+    speed_sum += by_load[m]->speed;
+    loaded_sum += by_load[m]->speed * static_cast<double>(by_load[m]->load_ms);
+    capacity_bound = (work + loaded_sum) / speed_sum;
+    if (m + 1 == by_load.size() || capacity_bound <= static_cast<double>(by_load[m + 1]->load_ms)) break;
+  }
+  return std::max(capacity_bound, longest);
+}
 
 SimReport run_virtual_farm(const std::vector<SimBackend>& backends, const std::vector<SimJob>& jobs,
                            PlacementPolicy policy) {
   SchedulerConfig config;
   config.policy = policy;
-  config.queue_capacity = jobs.size() + 1;
+  return run_virtual_farm(backends, jobs, std::move(config));
+}
+
+SimReport run_virtual_farm(const std::vector<SimBackend>& backends, const std::vector<SimJob>& jobs,
+                           SchedulerConfig config) {
+  config.queue_capacity = std::max(config.queue_capacity, jobs.size() + 1);
   Scheduler s(config);
   SimReport report;
   const std::size_t n = backends.size();
@@ -31,10 +80,8 @@ SimReport run_virtual_farm(const std::vector<SimBackend>& backends, const std::v
     (void)r;
   }
   std::unordered_map<JobId, const SimJob*> by_id;
-  double total_work = 0;
   for (const auto& j : jobs) {
     by_id.emplace(j.id, &j);
-    total_work += j.work_ms;
     JobSpec spec;
     spec.id = j.id;
     spec.priority = j.priority;
@@ -97,13 +144,7 @@ SimReport run_virtual_farm(const std::vector<SimBackend>& backends, const std::v
     report.makespan_ms = now;
     start_next(b, now);
   }
-  double total_speed = 0;
-  TimeMs min_load = n ? backends[0].load_ms : 0;
-  for (const auto& b : backends) {
-    total_speed += b.speed;
-    min_load = std::min(min_load, b.load_ms);
-  }
-  report.lower_bound_ms = total_speed > 0 ? total_work / total_speed + static_cast<double>(min_load) : 0;
+  report.lower_bound_ms = makespan_lower_bound(backends, jobs);
   for (auto& u : report.utilisation) {
     u = report.makespan_ms > 0 ? u / static_cast<double>(report.makespan_ms) : 0;
   }
