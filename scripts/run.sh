@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: until the farm service (`comfyfarm serve`) lands, starts two simulated ComfyUI
-# servers in the foreground (Ctrl-C stops them). Point any ComfyUI client at the printed URLs.
+# `make run`: a farm of four simulated GPUs (two fast, two half as fast) behind one
+# ComfyUI-compatible address, its queue in ./comfyfarm-data (SQLite). Ctrl-C stops it; jobs
+# still queued or running are picked up again by the next `make run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "make run: the farm service does not exist yet; starting 2 simulated ComfyUI servers"
-echo "(comfyfarm sim, docs/sim.md). Try: curl http://127.0.0.1:8188/system_stats"
-exec ./build/comfyfarm sim --count 2 --listen 127.0.0.1:8188 "$@"
+exec ./build/comfyfarm serve --sim 4 --sim-speeds 1,0.5 --sim-time-scale 0.25 \
+  --listen 127.0.0.1:8288 --data ./comfyfarm-data "$@"
