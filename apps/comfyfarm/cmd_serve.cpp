@@ -298,7 +298,7 @@ Result<ServeSettings> resolve(const ServeFlags& f) {
     if (!r) {
       std::string flag(key);
       std::replace(flag.begin(), flag.end(), '_', '-');
-      return fail(Errc::kInvalidArgument, "--" + flag + ": " + r.error().message.substr(r.error().message.find(':') + 2));
+      return fail(Errc::kInvalidArgument, "--" + flag + ": " + r.error().message);
     }
     return r;
   };

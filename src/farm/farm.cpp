@@ -3,8 +3,12 @@
 #include "farm/farm.hpp"
 
 #include "comfy/json_util.hpp"
+#include "comfy/workflow.hpp"
 #include "farm/farm_state.hpp"
 #include "net/run_blocking.hpp"
+#include "profile/job_profiler.hpp"
+#include "profile/profile_analysis.hpp"
+#include "profile/profile_json.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -126,7 +130,13 @@ struct AttemptOutcome {
   bool end_seen = false;
   std::vector<std::pair<std::string, json::value>> executed;  ///< node -> ui, from events
   std::int64_t started_at = 0;  ///< execution_start, 0 when not seen
+  json::value profile;          ///< comfyfarm.profile/1 of the attempt, with its analysis
+  double load_ms = 0;           ///< time spent in loader nodes (model loads), from the profile
 };
+
+profile::TimePoint to_profile_time(std::chrono::system_clock::time_point t) {
+  return std::chrono::time_point_cast<profile::Duration>(t);
+}
 
 json::value failure_json(FailureClass cls, std::string_view message, json::value detail = {}) {
   json::object o;
@@ -329,8 +339,20 @@ void Farm::State::remove_backend(const std::shared_ptr<BackendSlot>& b) {
   (void)sched.set_draining(b->sched_id, true);
   (void)sched.set_up(b->sched_id, false);
   backends.erase(b->id);
-  b->link->stop();  // attempts on it see kCancelled and requeue their jobs
   rebuild_catalog();
+  // Its prompts are taken out of its queue and interrupted before the link closes (the
+  // attempts then see kCancelled and requeue their jobs elsewhere): nothing renders twice.
+  std::vector<std::string> ids(b->current_jobs.begin(), b->current_jobs.end());
+  asio::co_spawn(
+      strand,
+      [](std::shared_ptr<BackendSlot> slot, std::vector<std::string> prompts) -> asio::awaitable<void> {
+        if (!prompts.empty()) {
+          (void)co_await slot->link->delete_queued(prompts);
+          for (const auto& id : prompts) (void)co_await slot->link->interrupt(id);
+        }
+        slot->link->stop();
+      }(b, std::move(ids)),
+      [](std::exception_ptr e) { log_exception("removing a backend", e); });
   spdlog::info("farm: backend {} removed", b->id);
 }
 
@@ -459,6 +481,11 @@ scheduler::JobSpec Farm::State::spec_of(const Job& job, scheduler::TimeMs ready_
   if (const auto it = cost_by_structure.find(job.needs.structural_hash);
       it != cost_by_structure.end()) {
     spec.cost_ms = it->second;
+  } else if (!cost_by_structure.empty()) {
+    // An unseen workflow: the mean of the known ones is a better guess than a constant.
+    double sum = 0;
+    for (const auto& [h, c] : cost_by_structure) sum += c;
+    spec.cost_ms = sum / static_cast<double>(cost_by_structure.size());
   }
   spec.ready_at_ms = ready_at;
   return spec;
@@ -466,7 +493,10 @@ scheduler::JobSpec Farm::State::spec_of(const Job& job, scheduler::TimeMs ready_
 
 Result<void> Farm::State::enqueue(const std::shared_ptr<Job>& job, scheduler::TimeMs ready_at) {
   if (job->sched_id == 0) job->sched_id = next_job_id++;
-  if (auto r = sched.submit(spec_of(*job, ready_at), now_ms()); !r) return r;
+  const auto spec = spec_of(*job, ready_at);
+  job->spec_cost = spec.cost_ms;
+  job->cost_known = cost_by_structure.contains(job->needs.structural_hash);
+  if (auto r = sched.submit(spec, now_ms()); !r) return r;
   job->state = JobState::kQueued;
   jobs[job->id] = job;
   by_sched_job[job->sched_id] = job;
@@ -734,7 +764,7 @@ asio::awaitable<Result<void>> ensure_uploads(std::shared_ptr<Farm::State> s,
         if (!in) return std::nullopt;
         return std::string(std::istreambuf_iterator<char>(in), {});
       };
-      auto bytes = co_await net::run_blocking(s->pool, read);
+      auto bytes = co_await net::run_blocking(s->file_pool, read);
       if (!bytes) co_return fail(Errc::kUnavailable, "cannot read input file " + file);
       const auto slash = file.rfind('/');
       std::string subfolder = slash == std::string::npos ? "" : file.substr(0, slash);
@@ -748,8 +778,9 @@ asio::awaitable<Result<void>> ensure_uploads(std::shared_ptr<Farm::State> s,
 }
 
 /// Sends the job to the backend (unless re-attaching) and follows it to its outcome.
-asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::shared_ptr<Job> job,
-                                      std::shared_ptr<BackendSlot> b, bool reattach) {
+asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std::shared_ptr<Job> job,
+                                            std::shared_ptr<BackendSlot> b, bool reattach,
+                                            std::shared_ptr<profile::JobProfiler> profiler) {
   using Clock = std::chrono::steady_clock;
   auto stream = co_await b->link->watch(job->id);
   if (!reattach) {
@@ -759,10 +790,25 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
     if (!job->extra_data.empty()) so.extra_data = job->extra_data;
     if (!job->outputs_to_execute.empty()) so.partial_execution_targets = job->outputs_to_execute;
     json::object prompt = *job->prompt;
+    profiler->on_submitted(to_profile_time(std::chrono::system_clock::now()));
     auto reply = co_await b->link->submit(job->id, std::move(prompt), so);
     if (!reply) {
-      const auto& e = reply.error();
-      co_return failed(classify_backend_error(e), e.message, backend_error_json(e));
+      const auto e = reply.error();
+      const auto cls = classify_backend_error(e);
+      const bool maybe_accepted = e.code == backend::BackendErrc::kTimeout ||
+                                  e.code == backend::BackendErrc::kReset ||
+                                  e.code == backend::BackendErrc::kProtocol;
+      bool accepted = false;
+      if (maybe_accepted) {
+        // The request may have reached the backend before the answer was lost: never send the
+        // prompt elsewhere while this backend may run it.
+        auto rc = co_await check_remote(b, job->id);
+        accepted = rc.kind != RemoteCheck::Kind::kLost;
+      }
+      if (!accepted) {
+        if (cls == FailureClass::kBackendLost) mark_down(*s, *b, e.message);
+        co_return failed(cls, e.message, backend_error_json(e));
+      }
     }
   }
 
@@ -780,15 +826,39 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
     }
   };
   bool check_now = reattach;
+  int unreachable = 0;  // consecutive checks that could not reach the backend
+  // Gives up on the prompt there: out of the backend's queue and interrupted, so that it is
+  // not rendered a second time once it runs elsewhere.
+  const auto abandon = [](std::shared_ptr<BackendSlot> slot, std::string id) -> asio::awaitable<void> {
+    std::vector<std::string> ids{id};
+    (void)co_await slot->link->delete_queued(std::move(ids));
+    (void)co_await slot->link->interrupt(id);
+  };
   for (;;) {
     if (check_now) {
       check_now = false;
       auto rc = co_await check_remote(b, job->id);
+      if (rc.kind == RemoteCheck::Kind::kLost && rc.reason.starts_with("cannot reach")) {
+        const auto h = b->link->health();
+        if (++unreachable < 3 && h.state != backend::BackendHealth::State::kDown &&
+            rc.reason.find("refused") == std::string::npos) {
+          continue;  // one failed look is not a lost backend; look again after the next wait
+        }
+      } else {
+        unreachable = 0;
+      }
       if (rc.kind == RemoteCheck::Kind::kFinished) {
         auto done = outcome_from_history(std::move(*rc.entry));
         done.executed = std::move(out.executed);
         done.started_at = out.started_at;
         co_return done;
+      }
+      if (rc.kind == RemoteCheck::Kind::kLost && job->cancel_requested &&
+          !rc.reason.starts_with("cannot reach")) {
+        // cancel_job took it out of the backend's queue before it started: cancelled, not lost.
+        AttemptOutcome cancelled;
+        cancelled.kind = AttemptOutcome::Kind::kCancelled;
+        co_return cancelled;
       }
       if (rc.kind == RemoteCheck::Kind::kLost) {
         if (!b->link->health().websocket_connected || rc.reason.starts_with("cannot reach")) {
@@ -803,6 +873,7 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
           last_event = now;
         }
         if (now - last_event > s->options.silence_timeout) {
+          co_await abandon(b, job->id);
           co_return failed(FailureClass::kBackendLost,
                            "no event from the running prompt for " +
                                std::to_string(s->options.silence_timeout.count()) + " ms");
@@ -810,6 +881,7 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
       } else if (rc.kind == RemoteCheck::Kind::kWaiting) {
         if (rc.backend_busy) waiting_since = now;
         if (now - waiting_since > s->options.start_timeout) {
+          co_await abandon(b, job->id);
           co_return failed(FailureClass::kBackendLost,
                            "accepted but not started within " +
                                std::to_string(s->options.start_timeout.count()) +
@@ -850,11 +922,12 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
     }
     last_event = Clock::now();
     if (const auto* bin = std::get_if<comfy::BinaryEvent>(&ev.event)) {
-      (void)bin;
+      profiler->on_binary(*bin, to_profile_time(ev.received_at));
       forward(ev, true);
       continue;
     }
     const auto& e = std::get<comfy::Event>(ev.event);
+    profiler->on_event(e, to_profile_time(ev.received_at));
     if (std::holds_alternative<comfy::Status>(e) || std::holds_alternative<comfy::FeatureFlags>(e)) {
       continue;
     }
@@ -864,11 +937,12 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
       out.started_at = now_ms();
       if (job->state == JobState::kDispatched) {
         job->state = JobState::kRunning;
-        auto w = [&s, &job, at = out.started_at] {
-          return s->store->transition(job->id, JobState::kDispatched, JobState::kRunning, at);
-        };
-        auto r = co_await net::run_blocking(s->pool, w);
-        if (!r) spdlog::warn("farm: job {}: {}", job->id, r.error().message);
+        // Not awaited: the store thread runs calls in order, so this lands before the job's
+        // final transition, and the events are not held up meanwhile.
+        boost::asio::post(s->pool, [s, id = job->id, at = out.started_at] {
+          auto r = s->store->transition(id, JobState::kDispatched, JobState::kRunning, at);
+          if (!r) spdlog::warn("farm: job {}: {}", id, r.error().message);
+        });
       }
       forward(ev, false);
       continue;
@@ -950,6 +1024,31 @@ asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::share
   co_return out;
 }
 
+asio::awaitable<AttemptOutcome> drive(std::shared_ptr<Farm::State> s, std::shared_ptr<Job> job,
+                                      std::shared_ptr<BackendSlot> b, bool reattach) {
+  profile::ProfilerOptions po;
+  po.prompt_id = job->id;
+  po.backend = b->id;
+  po.label = job->id;
+  std::optional<comfy::Workflow> wf;
+  if (auto parsed = comfy::Workflow::from_json(json::value(*job->prompt))) wf = std::move(*parsed);
+  auto profiler = std::make_shared<profile::JobProfiler>(po, std::move(wf));
+  auto out = co_await drive_inner(s, job, b, reattach, profiler);
+  if (out.kind != AttemptOutcome::Kind::kHandedBack) {
+    if (out.history) profiler->on_history(*out.history);
+    profiler->close(to_profile_time(std::chrono::system_clock::now()));
+    const auto prof = profiler->profile();
+    for (const auto& node : prof.nodes) {
+      if (node.duration && node.class_type.find("Loader") != std::string::npos) {
+        out.load_ms += std::chrono::duration<double, std::milli>(*node.duration).count();
+      }
+    }
+    const auto analysis = profile::analyze(prof);
+    out.profile = profile::to_json(prof, &analysis);
+  }
+  co_return out;
+}
+
 /// A /history entry in ComfyUI's shape for a job that ended without one from a backend.
 json::value synthetic_history(const Job& job, std::string_view status_str,
                               const json::array& messages) {
@@ -1019,7 +1118,7 @@ asio::awaitable<void> copy_outputs(std::shared_ptr<Farm::State> s, std::shared_p
       std::filesystem::rename(tmp, dir / o.filename, ec);
       return !ec;
     };
-    if (!co_await net::run_blocking(s->pool, write)) {
+    if (!co_await net::run_blocking(s->file_pool, write)) {
       spdlog::warn("farm: cannot write the copy of {}", o.filename);
     }
   }
@@ -1061,6 +1160,48 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
   };
 
   if (out.kind == AttemptOutcome::Kind::kSucceeded) {
+    const double wall_ms = out.started_at > 0 ? static_cast<double>(now - out.started_at)
+                                              : static_cast<double>(now - job->attempt_started_at);
+    // The scheduler learns speeds from execution without model loads (it models loads apart).
+    const double run_ms = std::max(1.0, wall_ms - out.load_ms);
+    // The client hears of the success first (the backend has the result, and a farm restart
+    // before the store has it re-attaches and records it from the backend's history), then the
+    // farm fetches the backend's history entry and records everything.
+    if (in_scheduler) {
+      // A job whose cost was only guessed says nothing about the backend's speed: report the
+      // time its current speed predicts, which leaves the speed as it is.
+      const auto* bv = s->sched.backend(b->sched_id);
+      const bool cost_known = s->cost_by_structure.contains(job->needs.structural_hash) &&
+                              job->cost_known;
+      const double reported = cost_known || bv == nullptr ? run_ms : job->spec_cost / bv->speed;
+      (void)s->sched.complete(job->sched_id, b->sched_id, std::max(0.001, reported), now);
+    }
+    auto& cost = s->cost_by_structure[job->needs.structural_hash];
+    const auto* view = s->sched.backend(b->sched_id);
+    const double sample = std::max(1.0, run_ms) * (view != nullptr ? view->speed : 1.0);
+    cost = cost == 0 ? sample : 0.7 * cost + 0.3 * sample;
+    b->jobs_done++;
+    b->busy_ms += wall_ms;
+    b->last_affinity = job->needs.affinity_key;
+    job->state = JobState::kSucceeded;
+    s->jobs.erase(job->id);
+    s->by_sched_job.erase(job->sched_id);
+    ++s->succeeded_total;
+    s->pump();
+    if (!out.history) {
+      // The entry the events describe, until the backend's own arrives.
+      json::array messages;
+      json::value provisional = synthetic_history(*job, "success", messages);
+      json::object outs;
+      for (auto& [node, ui] : out.executed) {
+        json::value copy = ui;
+        Farm::State::rewrite_output(copy, b->id);
+        outs[node] = std::move(copy);
+      }
+      provisional.get_object()["outputs"] = std::move(outs);
+      s->remember_history(job->id, std::move(provisional));
+    }
+    deliver_held();
     if (!out.history) {
       auto h = co_await b->link->history(job->id);
       if (h && *h) out.history = std::move(**h);
@@ -1085,47 +1226,37 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
       }
       entry = client_history(*job, *out.history, b->id);
     } else {
-      json::array messages;
-      entry = synthetic_history(*job, "success", messages);
-      json::object outs;
-      for (auto& [node, ui] : out.executed) {
-        json::value copy = ui;
-        Farm::State::rewrite_output(copy, b->id);
-        outs[node] = std::move(copy);
+      entry = s->cached_history(job->id).value_or(json::value(json::object()));
+      for (const auto& [node, ui] : out.executed) {
+        if (!ui.is_object()) continue;
+        for (const auto& [key, list] : ui.get_object()) {
+          if (!list.is_array()) continue;
+          for (const auto& item : list.get_array()) {
+            if (!item.is_object() || !item.get_object().contains("filename")) continue;
+            const auto& io = item.get_object();
+            auto str = [&](std::string_view k) {
+              const auto* v = io.if_contains(k);
+              return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+            };
+            outputs.push_back({node, str("filename"), str("subfolder"), str("type"), b->id});
+          }
+        }
       }
-      entry.get_object()["outputs"] = std::move(outs);
     }
-    const double run_ms = out.started_at > 0 ? static_cast<double>(now - out.started_at)
-                                             : static_cast<double>(now - job->attempt_started_at);
+    s->remember_history(job->id, entry);
     store::AttemptRecord rec{job->id, attempt, b->id, job->attempt_started_at, now, "succeeded", nullptr};
     auto w = [&] {
       if (!outputs.empty()) {
         if (auto r = s->store->add_outputs(job->id, outputs); !r) return r;
       }
       if (auto r = s->store->set_result(job->id, entry); !r) return r;
+      if (!out.profile.is_null()) (void)s->store->set_profile(job->id, out.profile);
       if (auto r = s->store->record_attempt(rec); !r) return r;
       return s->store->transition(job->id, from, JobState::kSucceeded, now);
     };
     auto r = co_await net::run_blocking(s->pool, w);
     if (!r) spdlog::error("farm: recording the success of {}: {}", job->id, r.error().message);
-    if (in_scheduler) {
-      // Speed learning: the job's modelled cost is the structure's running mean at speed 1.
-      (void)s->sched.complete(job->sched_id, b->sched_id, std::max(1.0, run_ms), now);
-    }
-    auto& cost = s->cost_by_structure[job->needs.structural_hash];
-    const double speed = s->sched.backend(b->sched_id) ? s->sched.backend(b->sched_id)->speed : 1.0;
-    const double sample = std::max(1.0, run_ms) * speed;
-    cost = cost == 0 ? sample : 0.7 * cost + 0.3 * sample;
-    b->jobs_done++;
-    b->busy_ms += run_ms;
-    b->last_affinity = job->needs.affinity_key;
-    s->remember_history(job->id, entry);
-    job->state = JobState::kSucceeded;
-    s->jobs.erase(job->id);
-    s->by_sched_job.erase(job->sched_id);
-    ++s->succeeded_total;
-    deliver_held();
-    spdlog::info("farm: job {} succeeded on {} (attempt {}, {:.0f} ms)", job->id, b->id, attempt, run_ms);
+    spdlog::debug("farm: job {} succeeded on {} (attempt {}, {:.0f} ms)", job->id, b->id, attempt, run_ms);
     if (s->options.copy_outputs && !outputs.empty()) {
       asio::co_spawn(s->strand, copy_outputs(s, b, std::move(outputs)),
                      [](std::exception_ptr e) { log_exception("copying outputs", e); });
@@ -1169,7 +1300,20 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
     scheduler::RetryPolicy policy(scheduler::RetryConfig{1'000'000, s->options.retry_backoff_ms, 1});
     decision = policy.decide(out.failure, attempt);
   }
-  const bool retry = decision.retry && attempt < job->max_attempts && !job->cancel_requested;
+  bool retry = decision.retry && attempt < job->max_attempts && !job->cancel_requested;
+  if (retry && fo && !s->sched.placeable(job->sched_id)) {
+    // Every backend that could run it has failed it as incompatible: waiting would be forever.
+    retry = false;
+    out.failure = FailureClass::kBackendIncompatible;
+    if (out.error.is_object()) {
+      out.error.get_object()["message"] =
+          "no backend of the farm can run this workflow (" +
+          std::string(out.error.get_object()["message"].is_string()
+                          ? out.error.get_object()["message"].get_string().c_str()
+                          : "") +
+          ")";
+    }
+  }
   if (decision.free_backend) {
     asio::co_spawn(
         s->strand,
@@ -1219,6 +1363,15 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
   }
   if (fo && fo->decision.retry) (void)s->sched.cancel(job->sched_id);
   const bool regenerate = decision.needs_regeneration || out.failure == FailureClass::kWorkflowInvalid;
+  const bool backend_reported = std::any_of(out.held.begin(), out.held.end(), [](const auto& h) {
+    return h.first->find("\"execution_error\"") != std::string::npos;
+  });
+  if (!out.history && backend_reported) {
+    // The backend ran it and recorded the error: its history entry has the node's own words
+    // (node_id, node_type, exception_type), as ComfyUI's /history/{id} shows them.
+    auto h = co_await b->link->history(job->id);
+    if (h && *h) out.history = std::move(**h);
+  }
   json::value entry;
   if (out.history) {
     entry = client_history(*job, *out.history, b->id);
@@ -1253,6 +1406,7 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
   auto w = [&] {
     (void)s->store->record_attempt(rec);
     (void)s->store->set_result(job->id, entry);
+    if (!out.profile.is_null()) (void)s->store->set_profile(job->id, out.profile);
     return s->store->transition(job->id, from, JobState::kFailed, now, f);
   };
   auto r = co_await net::run_blocking(s->pool, w);
@@ -1367,7 +1521,12 @@ asio::awaitable<void> reattach(std::shared_ptr<Farm::State> s, std::shared_ptr<J
                               b ? "its backend no longer had it after a farm restart"
                                 : "its backend is no longer configured");
   const JobState from = job->state;
-  auto w = [&] { return s->store->transition(job->id, from, JobState::kQueued, now, f); };
+  store::AttemptRecord rec{job->id, std::max(1, job->attempts), job->backend, job->attempt_started_at,
+                           now, "backend_lost", *f.last_error};
+  auto w = [&] {
+    if (job->attempts > 0) (void)s->store->record_attempt(rec);
+    return s->store->transition(job->id, from, JobState::kQueued, now, f);
+  };
   auto r = co_await net::run_blocking(s->pool, w);
   if (!r) spdlog::error("farm: requeueing {}: {}", job->id, r.error().message);
   spdlog::info("farm: job {} requeued after restart ({})", job->id,

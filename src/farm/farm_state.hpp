@@ -91,6 +91,8 @@ struct Job {
   std::int64_t attempt_started_at = 0;
   bool cancel_requested = false;
   WorkflowNeeds needs;
+  double spec_cost = 0;     ///< the cost the scheduler was given
+  bool cost_known = false;  ///< measured for its structure, not guessed
 };
 
 /// A segment of the schedule board: one attempt of one job on one backend.
@@ -116,7 +118,10 @@ struct Farm::State : std::enable_shared_from_this<Farm::State> {
   boost::asio::io_context& context;
   Strand strand;
   FarmOptions options;
-  boost::asio::thread_pool pool{2};  ///< store and file work
+  /// Store calls, one thread: they run in the order they were posted (a job's transitions
+  /// must not overtake each other), and SQLite serializes them anyway.
+  boost::asio::thread_pool pool{1};
+  boost::asio::thread_pool file_pool{2};  ///< input and output files
   std::unique_ptr<store::Store> store;
   scheduler::Scheduler sched;
   std::unique_ptr<net::HttpServer> http;

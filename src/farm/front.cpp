@@ -463,9 +463,11 @@ asio::awaitable<net::Response> post_queue(Self s, net::Request* req) {
     if (const auto* del = body.if_contains("delete"); del != nullptr && del->is_array()) {
       for (const auto& id : del->get_array()) {
         if (!id.is_string()) continue;
-        const auto it = s->jobs.find(std::string(id.get_string()));
+        // A copy: cancel_job erases the job, and with it the map's key string.
+        const std::string key(id.get_string());
+        const auto it = s->jobs.find(key);
         if (it != s->jobs.end() && it->second->state == JobState::kQueued) {
-          (void)s->cancel_job(it->first);
+          (void)s->cancel_job(key);
         }
       }
     }
@@ -680,7 +682,7 @@ asio::awaitable<net::Response> get_view(Self s, net::Request* req) {
   if (type == "input") {
     const auto path = s->options.data_dir / "input" / subfolder / filename;
     auto read = [&] { return read_whole(path); };
-    auto bytes = co_await net::run_blocking(s->pool, read);
+    auto bytes = co_await net::run_blocking(s->file_pool, read);
     if (!bytes) co_return net::Response::text("404: Not Found", 404);
     auto r = net::Response::text(std::move(*bytes), 200, content_type_of(filename));
     r.headers.set("Content-Disposition", "filename=\"" + filename + "\"");
@@ -692,7 +694,7 @@ asio::awaitable<net::Response> get_view(Self s, net::Request* req) {
   const std::string original = slash == std::string::npos ? "" : subfolder.substr(slash + 1);
   const auto copy = s->options.data_dir / "outputs" / type / subfolder / filename;
   auto read = [&] { return read_whole(copy); };
-  auto bytes = co_await net::run_blocking(s->pool, read);
+  auto bytes = co_await net::run_blocking(s->file_pool, read);
   if (bytes) {
     auto r = net::Response::text(std::move(*bytes), 200, content_type_of(filename));
     r.headers.set("Content-Disposition", "filename=\"" + filename + "\"");
@@ -758,7 +760,7 @@ asio::awaitable<net::Response> upload_image(Self s, net::Request* req) {
     if (!out) return fail(Errc::kUnavailable, "cannot write " + (dir / chosen).string());
     return chosen;
   };
-  auto written = co_await net::run_blocking(s->pool, write);
+  auto written = co_await net::run_blocking(s->file_pool, write);
   if (!written) co_return json_reply(comfy_error_body("upload_failed", written.error().message), 500);
   // Backends get the file again when a job needs it.
   const std::string rel = subfolder.empty() ? *written : subfolder + "/" + *written;

@@ -98,6 +98,7 @@ RetryDecision RetryPolicy::decide(FailureClass failure, int attempt) {
       break;
     case FailureClass::kOom:
       d.free_backend = true;
+      d.avoid_backend = true;  // another GPU may have the memory; this one after /free if none
       break;
     case FailureClass::kBackendLost:
       d.avoid_backend = true;

@@ -174,10 +174,29 @@ Result<void> Scheduler::cancel(JobId id) {
   return {};
 }
 
-bool Scheduler::fits(const BackendView& b, const Job& j) const {
-  if (j.has_avoid && j.avoid == b.id) return false;
+bool Scheduler::fits_ignoring_avoid(const BackendView& b, const Job& j) const {
   if (j.structure != 0 && b.blocked.contains(j.structure)) return false;
   return std::all_of(j.needs.begin(), j.needs.end(), [&](std::uint32_t n) { return b.has.contains(n); });
+}
+
+bool Scheduler::fits(const BackendView& b, const Job& j) const {
+  if (!fits_ignoring_avoid(b, j)) return false;
+  if (!j.has_avoid || j.avoid != b.id) return true;
+  // Avoiding the backend that failed the job is a preference: when no other live backend
+  // could take the job, the same one gets it again rather than leaving it queued forever.
+  for (const auto& [id, other] : backends_) {
+    if (id != b.id && other.up && !other.draining && fits_ignoring_avoid(other, j)) return false;
+  }
+  return true;
+}
+
+bool Scheduler::placeable(JobId id) const {
+  const auto jt = jobs_.find(id);
+  if (jt == jobs_.end()) return false;
+  for (const auto& [bid, b] : backends_) {
+    if (!b.draining && fits_ignoring_avoid(b, jt->second)) return true;
+  }
+  return false;
 }
 
 double Scheduler::expected_finish(const BackendView& b, const Job& j, TimeMs now) const {

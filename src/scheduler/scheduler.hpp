@@ -90,6 +90,9 @@ class Scheduler {
   [[nodiscard]] std::vector<Assignment> decide(TimeMs now);
   /// The job ran to the end on `backend` in `run_ms` (execution only, model loads excluded).
   [[nodiscard]] Result<void> complete(JobId id, BackendId backend, double run_ms, TimeMs now);
+  /// Whether some backend (up or down, not draining) has what the job needs and has not been
+  /// blocked for its structure: false means the job can never run on this farm as it is.
+  [[nodiscard]] bool placeable(JobId id) const;
   /// An attempt failed: applies the retry policy (requeue with delay, block, or drop).
   [[nodiscard]] Result<FailureOutcome> fail(JobId id, BackendId backend, FailureClass failure,
                                             TimeMs now);
@@ -124,6 +127,7 @@ class Scheduler {
 
   std::uint32_t intern(const std::string& s);
   bool fits(const BackendView& b, const Job& j) const;
+  bool fits_ignoring_avoid(const BackendView& b, const Job& j) const;
   bool has_room(const BackendView& b) const { return b.up && !b.draining && b.in_flight.size() < b.depth; }
   void refresh_free(BackendView& b);
   BackendView* pick(const Job& j);

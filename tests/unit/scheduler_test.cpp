@@ -484,3 +484,40 @@ TEST(VirtualFarm, MixedWorkflowsAndSkewedCheckpointsStayWithinTenPercent) {
     EXPECT_LE(static_cast<double>(r.makespan_ms), 1.10 * r.lower_bound_ms) << "seed " << seed;
   }
 }
+
+TEST(Scheduler, AvoidingTheFailedBackendIsOnlyAPreference) {
+  cs::SchedulerConfig cfg;
+  cfg.retry.backoff_ms = {0};
+  cs::Scheduler s(cfg);
+  ASSERT_TRUE(s.add_backend(backend(1)));
+  ASSERT_TRUE(s.submit(job(7), 0));
+  ASSERT_EQ(s.decide(0), (std::vector<cs::Assignment>{{7, 1}}));
+  auto f = s.fail(7, 1, cs::FailureClass::kBackendLost, 10);
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(f->decision.retry);
+  EXPECT_TRUE(f->decision.avoid_backend);
+  // The only backend takes it again instead of the job waiting forever.
+  EXPECT_EQ(s.decide(10), (std::vector<cs::Assignment>{{7, 1}}));
+
+  // With a second backend, the retry goes there.
+  ASSERT_TRUE(s.add_backend(backend(2)));
+  auto g = s.fail(7, 1, cs::FailureClass::kOom, 20);
+  ASSERT_TRUE(g && g->decision.retry);
+  EXPECT_EQ(s.decide(20), (std::vector<cs::Assignment>{{7, 2}}));
+}
+
+TEST(Scheduler, NotPlaceableOnceEveryBackendIsBlocked) {
+  cs::SchedulerConfig cfg;
+  cfg.retry.backoff_ms = {0};
+  cs::Scheduler s(cfg);
+  ASSERT_TRUE(s.add_backend(backend(1)));
+  ASSERT_TRUE(s.submit(job(7), 0));
+  EXPECT_TRUE(s.placeable(7));
+  ASSERT_EQ(s.decide(0).size(), 1u);
+  auto f = s.fail(7, 1, cs::FailureClass::kBackendIncompatible, 10);
+  ASSERT_TRUE(f && f->decision.retry);
+  // The only backend is blocked for this structure: the job can never run here.
+  EXPECT_FALSE(s.placeable(7));
+  EXPECT_TRUE(s.decide(10).empty());
+  EXPECT_FALSE(s.placeable(99));  // unknown job
+}

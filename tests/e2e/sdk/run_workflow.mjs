@@ -5,7 +5,10 @@
 //
 //   node run_workflow.mjs http://127.0.0.1:8188 path/to/workflow.json OUTPUT_NODE_ID [MIN_PROGRESS]
 //
-// MIN_PROGRESS: the fewest `progress` events the client must have seen (sampler steps).
+// MIN_PROGRESS: the fewest `progress` events of the prompt the client must have received (sampler
+// steps). They are counted on the ComfyApi from the start: CallWrapper.onProgress only listens
+// after the prompt's first `executing` event and a /history round trip, so at a small
+// --time-scale it misses the first steps (against ComfyUI as well); its count is reported too.
 import { readFileSync } from "node:fs";
 import { ComfyApi, CallWrapper, PromptBuilder } from "@saintno/comfyui-sdk";
 
@@ -28,10 +31,15 @@ api.init(20, 250);
 await api.waitForReady();
 
 const builder = new PromptBuilder(workflow, [], ["images"]).setOutputNode("images", outputNode);
-const events = { progress: 0 };
+const events = { progress: 0, wrapperProgress: 0 };
+const progressByPrompt = new Map();
+api.on("progress", (ev) => {
+  const id = ev.detail?.prompt_id;
+  progressByPrompt.set(id, (progressByPrompt.get(id) ?? 0) + 1);
+});
 const result = await new Promise((resolve) => {
   new CallWrapper(api, builder)
-    .onProgress(() => events.progress++)
+    .onProgress(() => events.wrapperProgress++)
     .onFinished((data, promptId) => resolve({ data, promptId }))
     .onFailed((err) => fail(err?.message ?? err))
     .run();
@@ -49,6 +57,7 @@ for (const image of images) {
   if (!png) fail(`GET ${url}: not a PNG`);
   downloads.push({ url, bytes: bytes.length, contentType: response.headers.get("content-type") });
 }
+events.progress = progressByPrompt.get(result.promptId) ?? 0;
 if (events.progress < minProgress) fail(`saw ${events.progress} progress events, expected at least ${minProgress}`);
 clearTimeout(deadline);
 console.log(JSON.stringify({ ok: true, promptId: result.promptId, images: downloads, events }));
