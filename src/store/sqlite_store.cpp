@@ -143,6 +143,36 @@ struct SqliteStore::Impl {
   bool stopping = false;
   std::thread committer;
 
+  // Background checkpoints (PASSIVE: never blocks the writer) on a second connection.
+  std::thread checkpointer;
+  std::mutex ckpt_mu;
+  std::condition_variable ckpt_cv;
+  bool ckpt_stop = false;
+
+  void run_checkpointer() {
+    sqlite3* c = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+      if (c != nullptr) sqlite3_close_v2(c);
+      return;  // the writer's commits still work; the WAL only grows until the next start
+    }
+    sqlite3_busy_timeout(c, 0);
+    // A connection learns that the file is in WAL mode when it first reads it.
+    sqlite3_exec(c, "PRAGMA schema_version", nullptr, nullptr, nullptr);
+    std::unique_lock lk(ckpt_mu);
+    for (;;) {
+      ckpt_cv.wait_for(lk, options.checkpoint_interval, [&] { return ckpt_stop; });
+      const bool last = ckpt_stop;
+      lk.unlock();
+      // The last one, at close, also truncates the WAL file.
+      sqlite3_wal_checkpoint_v2(c, nullptr, last ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                nullptr, nullptr);
+      lk.lock();
+      if (last) break;
+    }
+    sqlite3_close_v2(c);
+  }
+
   ~Impl() {
     {
       std::lock_guard lk(q_mu);
@@ -150,6 +180,12 @@ struct SqliteStore::Impl {
     }
     q_cv.notify_all();
     if (committer.joinable()) committer.join();
+    {
+      std::lock_guard lk(ckpt_mu);
+      ckpt_stop = true;
+    }
+    ckpt_cv.notify_all();
+    if (checkpointer.joinable()) checkpointer.join();
     for (auto& [sql, st] : stmts) sqlite3_finalize(st);
     if (db != nullptr) sqlite3_close_v2(db);
   }
@@ -330,6 +366,9 @@ struct SqliteStore::Impl {
       return r;
     }
     if (auto r = exec("PRAGMA foreign_keys=ON"); !r) return r;
+    // Checkpoints (copying the WAL into the database, with an fsync) take milliseconds; they run
+    // on the checkpointer thread's own connection instead of inside a writer's commit.
+    if (auto r = exec("PRAGMA wal_autocheckpoint=0"); !r) return r;
     return migrate();
   }
 
@@ -535,6 +574,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::pa
   if (auto r = impl->open_db(); !r) return r.error();
   Impl* raw = impl.get();
   impl->committer = std::thread([raw] { raw->run_committer(); });
+  impl->checkpointer = std::thread([raw] { raw->run_checkpointer(); });
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <functional>
@@ -28,6 +29,9 @@ struct StoreOptions {
   std::size_t submit_queue_limit = 65536;
   /// submit(): at most this many jobs are committed in one transaction.
   std::size_t max_group_size = 4096;
+  /// How often a background thread copies the WAL into the database (a PASSIVE checkpoint on
+  /// its own connection, so commits never wait for one).
+  std::chrono::milliseconds checkpoint_interval{std::chrono::milliseconds(500)};
 };
 
 class Store {

@@ -337,6 +337,30 @@ TEST(Store, SubmitWithCallbackRunsItOnceAfterCommit) {
   EXPECT_EQ(calls.load(), 1);
 }
 
+TEST(Store, BackgroundCheckpointCopiesTheWalIntoTheDatabase) {
+  TempDir dir;
+  const auto path = dir.path() / "farm.db";
+  StoreOptions o;
+  o.checkpoint_interval = std::chrono::milliseconds(10);
+  auto s = open_ok(path, o);
+  const auto before = std::filesystem::file_size(path);
+  std::vector<NewJob> jobs;
+  for (int i = 0; i < 500; ++i) jobs.push_back(make_job("ck-" + std::to_string(i), i));
+  ASSERT_TRUE(s->insert_jobs(jobs));
+  // Commits write only the WAL (auto-checkpoint is off); the checkpointer thread then copies
+  // the pages into the database file, which grows.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::filesystem::file_size(path) <= before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GT(std::filesystem::file_size(path), before);
+  s.reset();
+  // Closing truncates the WAL.
+  const auto wal = std::filesystem::path(path.string() + "-wal");
+  EXPECT_TRUE(!std::filesystem::exists(wal) || std::filesystem::file_size(wal) == 0);
+  EXPECT_EQ(open_ok(path)->list_jobs({})->jobs.size(), 100u);  // one page of the default limit
+}
+
 TEST(Store, BackendsCrud) {
   TempDir dir;
   auto s = open_ok(dir.path() / "farm.db");
