@@ -25,6 +25,9 @@ CommandMain register_sim(CLI::App& root);
 /// `comfyfarm serve`: the farm (cmd_serve.cpp).
 CommandMain register_serve(CLI::App& root);
 
+/// `comfyfarm loadtest`: load, SLA reports and fault scenarios (cmd_loadtest.cpp).
+CommandMain register_loadtest(CLI::App& root);
+
 /// `comfyfarm profile`: per-node profile of a workflow on a server or of a recording (cmd_profile.cpp).
 CommandMain register_profile(CLI::App& root);
 

@@ -12,7 +12,7 @@
 
 namespace comfyfarm::app {
 
-std::vector<CommandRegistration> all_commands() { return {&register_serve, &register_sim, &register_profile}; }
+std::vector<CommandRegistration> all_commands() { return {&register_serve, &register_loadtest, &register_sim, &register_profile}; }
 
 namespace {
 
