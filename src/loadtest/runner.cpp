@@ -143,8 +143,22 @@ std::string backend_of(const Shared& sh, const json::value& ui) {
   return sh.farm_backends.contains(head) ? head : std::string();
 }
 
+/// The "type" of a message without parsing it all: ComfyUI writes {"type": "...", "data": ...}.
+std::string_view peek_type(std::string_view text) {
+  const auto k = text.find("\"type\"");
+  if (k == std::string_view::npos || k > 16) return {};
+  const auto q1 = text.find('"', text.find(':', k + 6));
+  if (q1 == std::string_view::npos) return {};
+  const auto q2 = text.find('"', q1 + 1);
+  if (q2 == std::string_view::npos) return {};
+  return text.substr(q1 + 1, q2 - q1 - 1);
+}
+
 /// One WebSocket message: updates the job it names.
 void on_message(Shared& sh, const std::string& text) {
+  // Most messages of a prompt are progress updates the runner does not need: skip their parse.
+  const auto kind = peek_type(text);
+  if (kind == "progress" || kind == "progress_state" || kind == "status" || kind == "feature_flags") return;
   auto parsed = comfy::parse_json(text);
   if (!parsed || !parsed->is_object()) return;
   const auto& msg = parsed->get_object();
