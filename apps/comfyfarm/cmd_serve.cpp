@@ -53,6 +53,7 @@ struct ServeFlags {
   std::optional<double> silence_timeout;
   std::optional<double> probe_interval;
   std::optional<std::size_t> queue_capacity;
+  std::optional<double> max_body_mb;
   std::optional<double> grace;
   std::optional<std::string> durability;
   std::optional<std::string> log_level;
@@ -229,6 +230,10 @@ Result<void> apply_setting(ServeSettings& s, std::string_view key, const json::v
     auto n = positive(1);
     if (!n) return n.error();
     s.farm.queue_capacity = static_cast<std::size_t>(*n);
+  } else if (key == "max_body_mb") {
+    auto n = positive(0.001);
+    if (!n) return n.error();
+    s.farm.max_body_bytes = static_cast<std::uint64_t>(std::llround(*n * 1024.0 * 1024.0));
   } else if (key == "grace") {
     auto n = positive(0);
     if (!n) return n.error();
@@ -319,6 +324,7 @@ Result<ServeSettings> resolve(const ServeFlags& f) {
   if (f.probe_interval) if (auto r = set("probe_interval", json::value(*f.probe_interval)); !r) return r.error();
   if (f.queue_capacity) if (auto r = set("queue_capacity", json::value(*f.queue_capacity)); !r) return r.error();
   if (f.grace) if (auto r = set("grace", json::value(*f.grace)); !r) return r.error();
+  if (f.max_body_mb) if (auto r = set("max_body_mb", json::value(*f.max_body_mb)); !r) return r.error();
   if (f.durability) if (auto r = set("durability", json::value(*f.durability)); !r) return r.error();
   if (f.log_level) if (auto r = set("log_level", json::value(*f.log_level)); !r) return r.error();
   if (f.threads) if (auto r = set("threads", json::value(*f.threads)); !r) return r.error();
@@ -501,6 +507,9 @@ CommandMain register_serve(CLI::App& root) {
                   "Seconds between health probes of each backend [default: 2]");
   cmd->add_option("--queue-capacity", flags->queue_capacity,
                   "Unfinished jobs the farm holds; more are refused with 429 [default: 100000]");
+  cmd->add_option("--max-body-mb", flags->max_body_mb,
+                  "Largest request body in MiB (prompts, uploads); larger ones get 413 "
+                  "[default: 100, ComfyUI's --max-upload-size]");
   cmd->add_option("--grace", flags->grace,
                   "Seconds running jobs get to finish on SIGTERM before they are handed back to "
                   "the next start [default: 30]");

@@ -777,6 +777,53 @@ asio::awaitable<Result<void>> ensure_uploads(std::shared_ptr<Farm::State> s,
   co_return Result<void>();
 }
 
+/// The frames a client missed of a prompt whose end was read from the backend's history
+/// because its WebSocket events were lost (a dropped socket, a farm restart): execution_start
+/// unless one was sent, `executed` for the outputs not sent yet (with the farm's subfolders),
+/// and the terminal message the history recorded (execution_success when it recorded none).
+std::vector<std::pair<std::shared_ptr<const std::string>, bool>> frames_from_history(
+    const comfy::HistoryEntry& entry, const std::string& prompt_id, bool start_sent,
+    const std::vector<std::pair<std::string, json::value>>& executed, const std::string& backend) {
+  std::vector<std::pair<std::shared_ptr<const std::string>, bool>> out;
+  const auto push = [&out](const comfy::Event& e) {
+    out.emplace_back(std::make_shared<const std::string>(comfy::encode_event(e)), false);
+  };
+  std::optional<comfy::Event> end;
+  bool success = true;
+  if (entry.status) {
+    success = entry.status->status_str == "success";
+    for (const auto& m : entry.status->messages) {
+      if (std::holds_alternative<comfy::ExecutionStart>(m)) {
+        if (!start_sent) push(m);
+      } else if (std::holds_alternative<comfy::ExecutionSuccess>(m) ||
+                 std::holds_alternative<comfy::ExecutionError>(m) ||
+                 std::holds_alternative<comfy::ExecutionInterrupted>(m)) {
+        end = m;
+      }
+    }
+  }
+  for (const auto& [node, ui] : entry.outputs) {
+    const bool sent = std::any_of(executed.begin(), executed.end(),
+                                  [&](const auto& e) { return e.first == node; });
+    if (sent) continue;
+    comfy::Executed ex;
+    ex.node = node;
+    ex.display_node = std::string(node);
+    ex.output = ui;
+    Farm::State::rewrite_output(ex.output, backend);
+    ex.prompt_id = prompt_id;
+    push(comfy::Event(std::move(ex)));
+  }
+  if (!end && success) {
+    comfy::ExecutionSuccess done;
+    done.prompt_id = prompt_id;
+    done.timestamp = now_ms();
+    end = comfy::Event(std::move(done));
+  }
+  if (end) push(*end);
+  return out;
+}
+
 /// Sends the job to the backend (unless re-attaching) and follows it to its outcome.
 asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std::shared_ptr<Job> job,
                                             std::shared_ptr<BackendSlot> b, bool reattach,
@@ -791,7 +838,13 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
     if (!job->outputs_to_execute.empty()) so.partial_execution_targets = job->outputs_to_execute;
     json::object prompt = *job->prompt;
     profiler->on_submitted(to_profile_time(std::chrono::system_clock::now()));
-    auto reply = co_await b->link->submit(job->id, std::move(prompt), so);
+    auto reply = co_await b->link->submit(job->id, prompt, so);
+    // A 5xx answer means the backend did not take the prompt (ComfyUI queues only on 200):
+    // try the same backend twice more, briefly, before it costs the job an attempt.
+    for (int extra = 0; extra < 2 && !reply && reply.error().code == backend::BackendErrc::kServerError; ++extra) {
+      co_await sleep_for(std::chrono::milliseconds(100 * (extra + 1)));
+      reply = co_await b->link->submit(job->id, prompt, so);
+    }
     if (!reply) {
       const auto e = reply.error();
       const auto cls = classify_backend_error(e);
@@ -814,6 +867,7 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
 
   AttemptOutcome out;
   bool started = reattach && job->state == JobState::kRunning;
+  bool start_sent = false;  // an execution_start of this attempt reached the client
   bool terminal = false;
   auto last_event = Clock::now();
   auto waiting_since = Clock::now();  // accepted, nothing running ahead of it
@@ -849,6 +903,12 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
       }
       if (rc.kind == RemoteCheck::Kind::kFinished) {
         auto done = outcome_from_history(std::move(*rc.entry));
+        if (terminal) {
+          done.held = std::move(out.held);  // the end the client is owed came as events
+        } else {
+          // The events of its end were lost: the client hears it from the history.
+          done.held = frames_from_history(*done.history, job->id, start_sent, out.executed, b->id);
+        }
         done.executed = std::move(out.executed);
         done.started_at = out.started_at;
         co_return done;
@@ -944,6 +1004,7 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
           if (!r) spdlog::warn("farm: job {}: {}", id, r.error().message);
         });
       }
+      if (!terminal) start_sent = true;
       forward(ev, false);
       continue;
     }
