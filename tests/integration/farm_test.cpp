@@ -686,7 +686,41 @@ TEST(FarmFront, MalformedJsonUiFormatAndUnknownJobAreRefused) {
   EXPECT_EQ(http.get_json("/history/00000000-0000-4000-8000-000000000000"), json::value(json::object()));
   const auto list = http.get_json("/api/farm/jobs");
   EXPECT_TRUE(list.at("jobs").as_array().empty()) << comfy::dumps(list);
-  // The oversized-body limit (FarmOptions::max_body_bytes, 100 MiB) has no flag: not tested here.
+}
+
+TEST(FarmFront, OversizedBodyGets413AndLosesNothing) {
+  SimProcess sim(sim_args("0.01"));
+  ASSERT_TRUE(sim.ready());
+  FarmProcess farm(farm_args({{"gpu", sim.url()}}, {"--max-body-mb", "0.05"}));
+  ASSERT_TRUE(farm.ready());
+  net::IoRuntime io(1);
+  SimHttp http(io, farm.url());
+  ASSERT_TRUE(wait_backends_up(http, 1));
+  const auto kept = submit(http, txt2img(0));
+  ASSERT_FALSE(kept.empty());
+
+  // A prompt padded past the 0.05 MiB limit: 413 with a JSON error.
+  json::object big = txt2img(1);
+  big["6"].as_object()["inputs"].as_object()["text"] = std::string(80 * 1024, 'x');
+  auto too_big = http.post("/prompt", prompt_body(big, ""));
+  ASSERT_TRUE(too_big) << "the farm must answer, not drop the connection silently";
+  EXPECT_EQ(too_big->status, 413) << too_big->body;
+  EXPECT_TRUE(parse(too_big->body).at("error").is_object()) << too_big->body;
+
+  // The farm still works, and what it had accepted is still there and finishes.
+  SimHttp again(io, farm.url());
+  const auto after = submit(again, txt2img(2));
+  ASSERT_FALSE(after.empty());
+  for (const auto& id : {kept, after}) {
+    json::value job;
+    for (int i = 0; i < 600; ++i) {
+      job = again.get_json("/api/farm/jobs/" + id);
+      if (job.is_object() && str(job, "state") == "succeeded") break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(str(job, "state"), "succeeded") << id;
+  }
+  EXPECT_EQ(again.get_json("/api/farm/jobs").at("jobs").as_array().size(), 2u);
 }
 
 TEST(FarmFront, FullQueueRefusesWith429AndKeepsWhatItHolds) {
