@@ -425,14 +425,20 @@ asio::awaitable<net::Response> get_queue(Self s, net::Request*) {
     json::array running;
     json::array pending;
     std::vector<const Job*> queued;
+    // Running: started on a backend. Pending: waiting in the farm's queue, or sent to a
+    // backend that has not started it yet (it waits in that backend's queue).
     for (const auto& [id, job] : s->jobs) {
-      if (job->state == JobState::kQueued) {
-        queued.push_back(job.get());
-      } else {
+      if (job->state == JobState::kRunning) {
         running.push_back(queue_entry(*job));
+      } else {
+        queued.push_back(job.get());
       }
     }
     std::sort(queued.begin(), queued.end(), [](const Job* a, const Job* b) {
+      // Those already on a backend come first: they will start first.
+      if ((a->state == JobState::kDispatched) != (b->state == JobState::kDispatched)) {
+        return a->state == JobState::kDispatched;
+      }
       if (a->priority != b->priority) return a->priority > b->priority;
       return a->number < b->number;
     });
