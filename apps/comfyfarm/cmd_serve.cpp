@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -140,7 +141,11 @@ Result<void> apply_setting(ServeSettings& s, std::string_view key, const json::v
   auto positive = [&](double min) -> Result<double> {
     auto n = number();
     if (!n) return n;
-    if (*n < min) return fail(Errc::kInvalidArgument, std::string(key) + ": must be at least " + std::to_string(min));
+    if (*n < min) {
+      std::ostringstream limit;
+      limit << min;
+      return fail(Errc::kInvalidArgument, std::string(key) + ": must be at least " + limit.str());
+    }
     return n;
   };
   if (key == "listen") {
@@ -303,31 +308,44 @@ Result<ServeSettings> resolve(const ServeFlags& f) {
     if (!r) {
       std::string flag(key);
       std::replace(flag.begin(), flag.end(), '_', '-');
-      return fail(Errc::kInvalidArgument, "--" + flag + ": " + r.error().message);
+      std::string message = r.error().message;
+      // "max_attempts: must be ..." reads "--max-attempts: must be ..." on the command line.
+      const std::string own = std::string(key) + ": ";
+      if (message.rfind(own, 0) == 0) message.erase(0, own.size());
+      return fail(Errc::kInvalidArgument, "--" + flag + ": " + message);
     }
     return r;
   };
-  if (f.listen) if (auto r = set("listen", json::value(*f.listen)); !r) return r.error();
-  if (f.data) if (auto r = set("data", json::value(*f.data)); !r) return r.error();
+  // Flags last: they override the file and the environment. The first bad one is reported.
+  auto flag = [&](std::string_view key, const auto& value) -> Result<void> {
+    return value ? set(key, json::value(*value)) : Result<void>();
+  };
   for (const auto& b : f.backends) {
     if (auto r = set("backend", json::value(b)); !r) return r.error();
   }
-  if (f.sim) if (auto r = set("sim", json::value(*f.sim)); !r) return r.error();
-  if (f.sim_time_scale) if (auto r = set("sim_time_scale", json::value(*f.sim_time_scale)); !r) return r.error();
-  if (f.sim_speeds) if (auto r = set("sim_speeds", json::value(*f.sim_speeds)); !r) return r.error();
-  if (f.sim_fault) if (auto r = set("sim_fault", json::value(*f.sim_fault)); !r) return r.error();
-  if (f.max_attempts) if (auto r = set("max_attempts", json::value(*f.max_attempts)); !r) return r.error();
-  if (f.retry_backoff) if (auto r = set("retry_backoff", json::value(*f.retry_backoff)); !r) return r.error();
-  if (f.depth) if (auto r = set("depth", json::value(*f.depth)); !r) return r.error();
-  if (f.start_timeout) if (auto r = set("start_timeout", json::value(*f.start_timeout)); !r) return r.error();
-  if (f.silence_timeout) if (auto r = set("silence_timeout", json::value(*f.silence_timeout)); !r) return r.error();
-  if (f.probe_interval) if (auto r = set("probe_interval", json::value(*f.probe_interval)); !r) return r.error();
-  if (f.queue_capacity) if (auto r = set("queue_capacity", json::value(*f.queue_capacity)); !r) return r.error();
-  if (f.grace) if (auto r = set("grace", json::value(*f.grace)); !r) return r.error();
-  if (f.max_body_mb) if (auto r = set("max_body_mb", json::value(*f.max_body_mb)); !r) return r.error();
-  if (f.durability) if (auto r = set("durability", json::value(*f.durability)); !r) return r.error();
-  if (f.log_level) if (auto r = set("log_level", json::value(*f.log_level)); !r) return r.error();
-  if (f.threads) if (auto r = set("threads", json::value(*f.threads)); !r) return r.error();
+  const Result<void> applied[] = {
+      flag("listen", f.listen),
+      flag("data", f.data),
+      flag("sim", f.sim),
+      flag("sim_time_scale", f.sim_time_scale),
+      flag("sim_speeds", f.sim_speeds),
+      flag("sim_fault", f.sim_fault),
+      flag("max_attempts", f.max_attempts),
+      flag("retry_backoff", f.retry_backoff),
+      flag("depth", f.depth),
+      flag("start_timeout", f.start_timeout),
+      flag("silence_timeout", f.silence_timeout),
+      flag("probe_interval", f.probe_interval),
+      flag("queue_capacity", f.queue_capacity),
+      flag("grace", f.grace),
+      flag("max_body_mb", f.max_body_mb),
+      flag("durability", f.durability),
+      flag("log_level", f.log_level),
+      flag("threads", f.threads),
+  };
+  for (const auto& r : applied) {
+    if (!r) return r.error();
+  }
   std::set<std::string> ids;
   for (const auto& b : s.farm.backends) {
     const auto id = b.id.empty() ? farm::backend_id_from_url(b.url) : b.id;

@@ -1156,6 +1156,24 @@ json::value client_history(const Job& job, const comfy::HistoryEntry& from, cons
   return entry;
 }
 
+/// The files a node's ui dict lists ({"images": [{filename, subfolder, type}], ...}).
+void add_output_files(std::vector<store::OutputRecord>& out, std::string_view node, const json::value& ui,
+                      const std::string& backend) {
+  if (!ui.is_object()) return;
+  for (const auto& [key, list] : ui.get_object()) {
+    if (!list.is_array()) continue;
+    for (const auto& item : list.get_array()) {
+      if (!item.is_object() || !item.get_object().contains("filename")) continue;
+      const auto& io = item.get_object();
+      auto str = [&](std::string_view k) {
+        const auto* v = io.if_contains(k);
+        return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+      };
+      out.push_back({std::string(node), str("filename"), str("subfolder"), str("type"), backend});
+    }
+  }
+}
+
 /// Downloads a job's outputs into data_dir/outputs (the farm's copy).
 asio::awaitable<void> copy_outputs(std::shared_ptr<Farm::State> s, std::shared_ptr<BackendSlot> b,
                                    std::vector<store::OutputRecord> outputs) {
@@ -1270,39 +1288,11 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
     std::vector<store::OutputRecord> outputs;
     json::value entry;
     if (out.history) {
-      for (const auto& [node, ui] : out.history->outputs) {
-        if (!ui.is_object()) continue;
-        for (const auto& [key, list] : ui.get_object()) {
-          if (!list.is_array()) continue;
-          for (const auto& item : list.get_array()) {
-            if (!item.is_object() || !item.get_object().contains("filename")) continue;
-            const auto& io = item.get_object();
-            auto str = [&](std::string_view k) {
-              const auto* v = io.if_contains(k);
-              return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-            };
-            outputs.push_back({std::string(node), str("filename"), str("subfolder"), str("type"), b->id});
-          }
-        }
-      }
+      for (const auto& [node, ui] : out.history->outputs) add_output_files(outputs, node, ui, b->id);
       entry = client_history(*job, *out.history, b->id);
     } else {
       entry = s->cached_history(job->id).value_or(json::value(json::object()));
-      for (const auto& [node, ui] : out.executed) {
-        if (!ui.is_object()) continue;
-        for (const auto& [key, list] : ui.get_object()) {
-          if (!list.is_array()) continue;
-          for (const auto& item : list.get_array()) {
-            if (!item.is_object() || !item.get_object().contains("filename")) continue;
-            const auto& io = item.get_object();
-            auto str = [&](std::string_view k) {
-              const auto* v = io.if_contains(k);
-              return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-            };
-            outputs.push_back({node, str("filename"), str("subfolder"), str("type"), b->id});
-          }
-        }
-      }
+      for (const auto& [node, ui] : out.executed) add_output_files(outputs, node, ui, b->id);
     }
     s->remember_history(job->id, entry);
     store::AttemptRecord rec{job->id, attempt, b->id, job->attempt_started_at, now, "succeeded", nullptr};

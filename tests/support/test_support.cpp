@@ -42,10 +42,14 @@ std::vector<boost::json::object> read_jsonl(const std::filesystem::path& path) {
 }
 
 ProcessResult run_comfyfarm(const std::string& args, int deadline_s) {
+  return run_comfyfarm_env("", args, deadline_s);
+}
+
+ProcessResult run_comfyfarm_env(const std::string& env, const std::string& args, int deadline_s) {
   TempDir dir;
   const auto out_path = dir.path() / "out.txt";
   const auto err_path = dir.path() / "err.txt";
-  const std::string cmd = "timeout -k 5 " + std::to_string(deadline_s) + " '" +
+  const std::string cmd = "timeout -k 5 " + std::to_string(deadline_s) + " env " + env + " '" +
                           std::string(COMFYFARM_BINARY) + "' " + args + " >'" +
                           out_path.string() + "' 2>'" + err_path.string() + "' </dev/null";
   const int status = std::system(cmd.c_str());

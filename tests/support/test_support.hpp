@@ -33,6 +33,8 @@ struct ProcessResult {
 /// Runs the built comfyfarm binary with `args` (shell words, already quoted), stdin empty, and
 /// a deadline (coreutils timeout: exit 124 when it ran past it).
 ProcessResult run_comfyfarm(const std::string& args, int deadline_s = 120);
+/// The same with environment assignments ("COMFY_MAX_RETRIES=abc") for the process.
+ProcessResult run_comfyfarm_env(const std::string& env, const std::string& args, int deadline_s = 120);
 
 /// Number of '\n' in s.
 int count_lines(const std::string& s);
