@@ -4,8 +4,7 @@
 // /queue; backend faults (WebSocket drops, HTTP 503s); and the aggregated /system_stats,
 // /object_info and /queue. The farm and the sims are real processes on loopback; "exactly once"
 // is checked on the sims' own records (their /history, and the PNGs under --output-dir).
-#include "support/farm_process.hpp"
-#include "support/sim_process.hpp"
+#include "support/farm_test_util.hpp"
 
 #include "comfy/json_util.hpp"
 #include "net/io_runtime.hpp"
@@ -34,36 +33,13 @@ namespace json = boost::json;
 
 // ---- workflows and flags -------------------------------------------------------------------------
 
-const std::vector<std::string>& checkpoints() {
-  static const std::vector<std::string> names{"farm-a.safetensors", "farm-b.safetensors",
-                                              "farm-c.safetensors", "farm-d.safetensors"};
-  return names;
-}
-
-std::string models_flag() {
-  std::string out;
-  for (const auto& c : checkpoints()) out += (out.empty() ? "" : ",") + c;
-  return out;
-}
-
-/// A sim's flags: the four checkpoints, a time scale, and more.
-std::vector<std::string> sim_args(const std::string& time_scale, std::vector<std::string> more = {}) {
-  std::vector<std::string> out{"--time-scale", time_scale, "--models", models_flag(), "--log-level", "warn"};
-  out.insert(out.end(), more.begin(), more.end());
-  return out;
-}
-
 std::string prefix_of(int i) { return "apijob-" + std::to_string(i); }
 
 /// txt2img_sd15 with checkpoint i % 4, seed 2000 + i, `steps` sampler steps and an output
 /// prefix of its own.
 json::object txt2img(int i, int steps = 20) {
-  static const json::object base = load_json(shared_dir() / "workflows" / "txt2img_sd15.json").as_object();
-  json::object g = base;
-  g["4"].as_object()["inputs"].as_object()["ckpt_name"] = checkpoints()[static_cast<std::size_t>(i) % 4];
-  g["3"].as_object()["inputs"].as_object()["seed"] = 2000 + i;
+  json::object g = txt2img_sd15(i, 2000 + i, prefix_of(i));
   g["3"].as_object()["inputs"].as_object()["steps"] = steps;
-  g["9"].as_object()["inputs"].as_object()["filename_prefix"] = prefix_of(i);
   return g;
 }
 
@@ -75,68 +51,11 @@ json::object blur(const std::string& prefix) {
   return g;
 }
 
-struct Backend {
-  std::string id;
-  std::string url;
-};
-
-/// `serve` flags: the backends, short timers and quick retries, and more (a flag in `more`
-/// replaces the default of the same name).
-std::vector<std::string> farm_args(const std::vector<Backend>& backends, std::vector<std::string> more = {}) {
-  std::vector<std::pair<std::string, std::string>> defaults{
-      {"--retry-backoff", "0.05"}, {"--probe-interval", "0.2"}, {"--start-timeout", "5"},
-      {"--silence-timeout", "10"}, {"--log-level", "info"},     {"--grace", "2"}};
-  std::vector<std::string> out;
-  for (const auto& [flag, value] : defaults) {
-    if (std::find(more.begin(), more.end(), flag) != more.end()) continue;
-    out.push_back(flag);
-    out.push_back(value);
-  }
-  for (const auto& b : backends) {
-    out.emplace_back("--backend");
-    out.push_back(b.id + "=" + b.url);
-  }
-  out.insert(out.end(), more.begin(), more.end());
-  return out;
-}
+/// `serve` flags of these tests: short timers, quick retries and a short grace period.
+const ServeFlags kServe{{"--retry-backoff", "0.05"}, {"--probe-interval", "0.2"}, {"--start-timeout", "5"},
+                        {"--silence-timeout", "10"}, {"--log-level", "info"},     {"--grace", "2"}};
 
 // ---- HTTP helpers ----------------------------------------------------------------------------------
-
-std::string prompt_body(const json::object& graph, const std::string& client_id) {
-  json::object body;
-  body["prompt"] = graph;
-  if (!client_id.empty()) body["client_id"] = client_id;
-  return comfy::dumps(body);
-}
-
-json::value parse(const std::string& text) {
-  auto doc = comfy::parse_json(text);
-  EXPECT_TRUE(doc) << text;
-  return doc ? *doc : json::value(nullptr);
-}
-
-std::string str(const json::value& v, std::string_view key) {
-  if (!v.is_object()) return {};
-  const auto* x = v.get_object().if_contains(key);
-  return x != nullptr && x->is_string() ? std::string(x->get_string()) : std::string();
-}
-
-std::int64_t num(const json::value& v, std::string_view key) {
-  if (!v.is_object()) return -1;
-  const auto* x = v.get_object().if_contains(key);
-  return x != nullptr && x->is_number() ? x->to_number<std::int64_t>() : -1;
-}
-
-/// POSTs a prompt that must be accepted; its prompt id ("" on failure).
-std::string submit(SimHttp& http, const json::object& graph, const std::string& client_id = "") {
-  auto r = http.post("/prompt", prompt_body(graph, client_id));
-  EXPECT_TRUE(r) << (r ? "" : r.error().message);
-  if (!r) return {};
-  EXPECT_EQ(r->status, 200) << r->body;
-  auto doc = comfy::parse_json(r->body);
-  if (r->status != 200 || !doc || !doc->is_object() || !doc->get_object().contains("prompt_id")) return {};
-  return std::string(doc->at("prompt_id").as_string());
-}
 
 /// A request whose JSON answer is returned with its status (status -1 when it failed).
 std::pair<int, json::value> call(SimHttp& http, net::Method method, const std::string& target,
@@ -181,41 +100,6 @@ bool wait_up(SimHttp& farm, const std::vector<std::string>& ids, std::chrono::mi
   return false;
 }
 
-bool terminal(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "cancelled";
-}
-
-/// Polls /api/farm/jobs/{id} until every job ended; the last document of each.
-std::map<std::string, json::value> wait_jobs_ended(SimHttp& farm, const std::vector<std::string>& ids,
-                                                   std::chrono::milliseconds deadline = 60s) {
-  std::map<std::string, json::value> done;
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  std::set<std::string> pending(ids.begin(), ids.end());
-  std::map<std::string, std::string> last_state;
-  while (!pending.empty() && std::chrono::steady_clock::now() < end) {
-    for (auto it = pending.begin(); it != pending.end();) {
-      auto r = farm.get("/api/farm/jobs/" + *it);
-      if (r && r->status == 200) {
-        auto doc = parse(r->body);
-        last_state[*it] = str(doc, "state");
-        if (terminal(str(doc, "state"))) {
-          done[*it] = std::move(doc);
-          it = pending.erase(it);
-          continue;
-        }
-      }
-      ++it;
-    }
-    if (!pending.empty()) std::this_thread::sleep_for(50ms);
-  }
-  if (!pending.empty()) {
-    std::string list;
-    for (const auto& id : pending) list += "\n  " + id + " (" + last_state[id] + ")";
-    ADD_FAILURE() << pending.size() << " job(s) not ended within " << deadline.count() << " ms:" << list;
-  }
-  return done;
-}
-
 /// Polls a job until its state is `state`.
 json::value wait_state(SimHttp& farm, const std::string& id, const std::string& state,
                        std::chrono::milliseconds deadline = 30s) {
@@ -229,116 +113,6 @@ json::value wait_state(SimHttp& farm, const std::string& id, const std::string& 
   }
   ADD_FAILURE() << id << " not " << state << ": " << str(job, "state");
   return job;
-}
-
-/// Prompt id -> how many of the servers' /history have it, and how many of those succeeded.
-struct Rendered {
-  std::map<std::string, int> entries;
-  std::map<std::string, int> successes;
-  int of(const std::string& id) const { return successes.contains(id) ? successes.at(id) : 0; }
-  int seen(const std::string& id) const { return entries.contains(id) ? entries.at(id) : 0; }
-};
-
-Rendered rendered(net::IoRuntime& io, const std::vector<std::string>& urls) {
-  Rendered out;
-  for (const auto& url : urls) {
-    SimHttp http(io, url);
-    const auto h = http.get_json("/history");
-    if (!h.is_object()) continue;
-    for (const auto& [id, entry] : h.get_object()) {
-      out.entries[std::string(id)]++;
-      if (str(entry.at("status"), "status_str") == "success") out.successes[std::string(id)]++;
-    }
-  }
-  return out;
-}
-
-/// How many files named PREFIX_* lie under `dirs`.
-int files_with_prefix(const std::vector<fs::path>& dirs, const std::string& prefix) {
-  int n = 0;
-  for (const auto& d : dirs) {
-    std::error_code ec;
-    for (fs::recursive_directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file() && it->path().filename().string().starts_with(prefix + "_")) ++n;
-    }
-  }
-  return n;
-}
-
-std::vector<std::string> outcomes(const json::value& job) {
-  std::vector<std::string> out;
-  for (const auto& a : job.at("attempts").as_array()) out.push_back(str(a, "outcome"));
-  return out;
-}
-
-std::string describe_attempts(const json::value& job) {
-  std::string s;
-  if (!job.is_object() || !job.get_object().contains("attempts")) return comfy::dumps(job);
-  for (const auto& a : job.at("attempts").as_array()) {
-    s += "[" + str(a, "backend") + ": " + str(a, "outcome") + "] ";
-  }
-  return s;
-}
-
-/// Waits until a sim runs and holds nothing.
-bool wait_sim_idle(SimHttp& sim, std::chrono::milliseconds deadline = 20s) {
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  json::value q;
-  while (std::chrono::steady_clock::now() < end) {
-    q = sim.get_json("/queue");
-    if (q.is_object() && q.at("queue_running").as_array().empty() &&
-        q.at("queue_pending").as_array().empty()) {
-      return true;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  ADD_FAILURE() << "the sim is still busy: " << comfy::dumps(q);
-  return false;
-}
-
-/// The messages of one prompt a WebSocket client received until `executing {node: null}` for
-/// it came (or the deadline), then whatever else arrives within `linger`.
-std::vector<json::value> prompt_messages(SimWs& ws, const std::string& prompt_id,
-                                         std::chrono::milliseconds deadline = 60s,
-                                         std::chrono::milliseconds linger = 300ms) {
-  std::vector<json::value> out;
-  auto for_prompt = [&](const json::value& m) {
-    const auto* data = m.is_object() ? m.get_object().if_contains("data") : nullptr;
-    return data != nullptr && data->is_object() && str(*data, "prompt_id") == prompt_id;
-  };
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  bool ended = false;
-  while (!ended && std::chrono::steady_clock::now() < end) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    auto m = ws.read_json(left);
-    if (!m) break;
-    if (!for_prompt(*m)) continue;
-    out.push_back(*m);
-    if (str(*m, "type") == "executing" && m->at("data").at("node").is_null()) ended = true;
-  }
-  EXPECT_TRUE(ended) << "no executing {node: null} for " << prompt_id;
-  const auto stop = std::chrono::steady_clock::now() + linger;
-  while (std::chrono::steady_clock::now() < stop) {
-    auto m = ws.read_json(std::chrono::duration_cast<std::chrono::milliseconds>(stop - std::chrono::steady_clock::now()));
-    if (!m) break;
-    if (for_prompt(*m)) out.push_back(*m);
-  }
-  return out;
-}
-
-int count_type(const std::vector<json::value>& msgs, const std::string& type) {
-  return static_cast<int>(std::count_if(msgs.begin(), msgs.end(),
-                                        [&](const json::value& m) { return str(m, "type") == type; }));
-}
-
-std::string types_of(const std::vector<json::value>& msgs) {
-  std::string s;
-  for (const auto& m : msgs) {
-    s += str(m, "type");
-    if (str(m, "type") == "executing") s += "(" + comfy::dumps(m.at("data").at("node")) + ")";
-    s += " ";
-  }
-  return s;
 }
 
 /// Stops the farm with SIGTERM (exit 0 expected) and starts it again on the same data.
@@ -360,7 +134,7 @@ TEST(FarmBackends, RemovedWhileRunningItsJobFinishesElsewhereRenderedOnce) {
   SimProcess s0(sim_args("0.3", {"--output-dir", out0.string()}));
   SimProcess s1(sim_args("0.3", {"--output-dir", out1.string()}));
   ASSERT_TRUE(s0.ready() && s1.ready());
-  FarmProcess farm(farm_args({{"b0", s0.url()}, {"b1", s1.url()}}));
+  FarmProcess farm(farm_args(kServe, {{"b0", s0.url()}, {"b1", s1.url()}}));
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   SimHttp http(io, farm.url());
@@ -406,7 +180,7 @@ TEST(FarmBackends, RemovedWhileRunningItsJobFinishesElsewhereRenderedOnce) {
 
   // The removed backend was told to drop the prompt: it ends idle without having rendered it.
   SimHttp vs(io, victim_sim.url());
-  ASSERT_TRUE(wait_sim_idle(vs));
+  ASSERT_TRUE(wait_queue_empty(vs));
   const auto r = rendered(io, {victim_sim.url(), other_sim.url()});
   EXPECT_EQ(r.of(id), 1) << "successful renders of " << id;
   EXPECT_EQ(rendered(io, {victim_sim.url()}).of(id), 0) << "the removed backend finished it anyway";
@@ -421,7 +195,7 @@ TEST(FarmBackends, DrainResumeAndAnAddedBackendPersistsAcrossRestarts) {
   SimProcess sims(sim_args("0.01", {"--count", "3", "--output-dir", outs.path().string()}));
   ASSERT_TRUE(sims.ready());
   TempDir data;
-  FarmProcess farm(farm_args({{"a", sims.url(0)}, {"b", sims.url(1)}}), data.path() / "farm");
+  FarmProcess farm(farm_args(kServe, {{"a", sims.url(0)}, {"b", sims.url(1)}}), data.path() / "farm");
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   auto http = std::make_unique<SimHttp>(io, farm.url());
@@ -529,12 +303,10 @@ TEST(FarmBackends, DrainResumeAndAnAddedBackendPersistsAcrossRestarts) {
 
 TEST(FarmBatches, FailingPageIsCountedAndRegeneratedAfterTheFaultIsRemoved) {
   TempDir outs;
-  SimProcess sim(sim_args("0.01", {"--fault", "node-error=ImageBlur", "--output-dir", outs.path().string()}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(
+      rig.start(kServe, sim_args("0.01", {"--fault", "node-error=ImageBlur", "--output-dir", outs.path().string()})));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_up(http, {"gpu"}));
 
   // Five pages; page 2 uses ImageBlur, which fails on this backend.
@@ -641,12 +413,9 @@ TEST(FarmBatches, FailingPageIsCountedAndRegeneratedAfterTheFaultIsRemoved) {
 }
 
 TEST(FarmBatches, BatchWithOneInvalidPageIsRefusedWhole) {
-  SimProcess sim(sim_args("0.01"));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_up(http, {"gpu"}));
 
   json::object ui;
@@ -690,12 +459,9 @@ TEST(FarmBatches, BatchWithOneInvalidPageIsRefusedWhole) {
 // ---- 4. external workers ---------------------------------------------------------------------------
 
 TEST(FarmWorkers, ClaimCompleteFailAndRequeueWhileEveryBackendIsDrained) {
-  SimProcess sim(sim_args("0.01"));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_up(http, {"gpu"}));
   ASSERT_EQ(post(http, "/api/farm/backends/gpu/drain", json::object()).first, 200);
 
@@ -814,12 +580,9 @@ std::pair<int, std::string> upload(SimHttp& http, const std::string& filename, c
 
 TEST(FarmFront, UploadedInputReachesTheBackendAndViewRefusesPathEscapes) {
   TempDir outs;
-  SimProcess sim(sim_args("0.01", {"--output-dir", outs.path().string()}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01", {"--output-dir", outs.path().string()})));
+  auto [sim, farm, io, http] = rig.parts();
   SimHttp s(io, sim.url());
   ASSERT_TRUE(wait_up(http, {"gpu"}));
 
@@ -924,12 +687,10 @@ TEST(FarmFront, UploadedInputReachesTheBackendAndViewRefusesPathEscapes) {
 
 TEST(FarmFront, InterruptCancelsTheRunningJobAndQueueDeleteAndClearCancelQueuedOnes) {
   TempDir outs;
-  SimProcess sim(sim_args("0.3", {"--output-dir", outs.path().string()}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}, {"--depth", "1"}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.3", {"--output-dir", outs.path().string()}), "gpu",
+                                    {"--depth", "1"}));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_up(http, {"gpu"}));
 
   auto ws = SimWs::connect(io, farm.ws_url("intr"));
@@ -1014,17 +775,10 @@ TEST(FarmFront, InterruptCancelsTheRunningJobAndQueueDeleteAndClearCancelQueuedO
   EXPECT_EQ(str(h.at(a).at("status"), "status_str"), "error");
 
   // The farm's queue ends empty.
-  const auto end = std::chrono::steady_clock::now() + 10s;
-  json::value q4;
-  for (;;) {
-    q4 = http.get_json("/queue");
-    if (q4.at("queue_running").as_array().empty() && q4.at("queue_pending").as_array().empty()) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), end) << comfy::dumps(q4);
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(wait_queue_empty(http, 10s));
   EXPECT_EQ(num(http.get_json("/prompt").at("exec_info"), "queue_remaining"), 0);
   SimHttp s(io, sim.url());
-  ASSERT_TRUE(wait_sim_idle(s));
+  ASSERT_TRUE(wait_queue_empty(s));
   // Nothing was rendered: the interrupted one stopped in its sampler, the others never ran.
   const auto r = rendered(io, {sim.url()});
   EXPECT_EQ(r.of(a), 0);
@@ -1037,12 +791,10 @@ TEST(FarmFront, InterruptCancelsTheRunningJobAndQueueDeleteAndClearCancelQueuedO
 
 TEST(FarmFaults, WebSocketDroppedWhenEachPromptStartsStillSucceedsOnceAndTheClientHearsIt) {
   TempDir outs;
-  SimProcess sim(sim_args("0.01", {"--fault", "ws-drop", "--output-dir", outs.path().string()}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(
+      rig.start(kServe, sim_args("0.01", {"--fault", "ws-drop", "--output-dir", outs.path().string()})));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_up(http, {"gpu"}));
   auto ws = SimWs::connect(io, farm.ws_url("dropped"));
   ASSERT_TRUE(ws);
@@ -1089,7 +841,7 @@ TEST(FarmFaults, HttpErrorsOnAThirdOfRequestsStillSucceedEveryJobOnce) {
   SimProcess sims(sim_args("0.01", {"--count", "2", "--fault", "http-error=0.3", "--seed", "7",
                                     "--output-dir", outs.path().string()}));
   ASSERT_TRUE(sims.ready());
-  FarmProcess farm(farm_args({{"e0", sims.url(0)}, {"e1", sims.url(1)}},
+  FarmProcess farm(farm_args(kServe, {{"e0", sims.url(0)}, {"e1", sims.url(1)}},
                              // An attempt's submission fails with P 0.3: with 10 attempts, a job
                              // fails them all with P 6e-6.
                              {"--max-attempts", "10"}));
@@ -1153,7 +905,7 @@ TEST(FarmFront, SystemStatsHasADevicePerBackendAndObjectInfoIsTheUnion) {
                 "farm-b.safetensors", "--catalog", catalog.string()});
   ASSERT_TRUE(b.ready());
   SimHttp sb(io, b.url());
-  FarmProcess farm(farm_args({{"a", a.url()}, {"b", b.url()}}));
+  FarmProcess farm(farm_args(kServe, {{"a", a.url()}, {"b", b.url()}}));
   ASSERT_TRUE(farm.ready());
   SimHttp http(io, farm.url());
   ASSERT_TRUE(wait_up(http, {"a", "b"}));

@@ -1,8 +1,7 @@
 // Process tests of `comfyfarm serve`: the farm as a real process in front of real `comfyfarm sim`
 // processes on loopback. Backends and the farm are SIGKILLed mid-run; "exactly once" is checked
 // on the sims' own records (their /history, and the PNGs they wrote under --output-dir).
-#include "support/farm_process.hpp"
-#include "support/sim_process.hpp"
+#include "support/farm_test_util.hpp"
 
 #include "comfy/json_util.hpp"
 #include "net/io_runtime.hpp"
@@ -30,94 +29,19 @@ namespace json = boost::json;
 
 // ---- workflows and flags -------------------------------------------------------------------------
 
-const std::vector<std::string>& checkpoints() {
-  static const std::vector<std::string> names{"farm-a.safetensors", "farm-b.safetensors",
-                                              "farm-c.safetensors", "farm-d.safetensors"};
-  return names;
-}
-
-/// `--models` for the sims: exactly the four checkpoints (plus nothing else).
-std::string models_flag() {
-  std::string out;
-  for (const auto& c : checkpoints()) out += (out.empty() ? "" : ",") + c;
-  return out;
-}
-
-/// A sim's flags: the four checkpoints, a time scale, and more.
-std::vector<std::string> sim_args(const std::string& time_scale, std::vector<std::string> more = {}) {
-  std::vector<std::string> out{"--time-scale", time_scale, "--models", models_flag(), "--log-level", "warn"};
-  out.insert(out.end(), more.begin(), more.end());
-  return out;
-}
-
 std::string prefix_of(int i) { return "farmjob-" + std::to_string(i); }
 
 /// txt2img_sd15 with checkpoint i % 4, seed 1000 + i and an output prefix of its own.
-json::object txt2img(int i) {
-  static const json::object base = load_json(shared_dir() / "workflows" / "txt2img_sd15.json").as_object();
-  json::object g = base;
-  g["4"].as_object()["inputs"].as_object()["ckpt_name"] = checkpoints()[static_cast<std::size_t>(i) % 4];
-  g["3"].as_object()["inputs"].as_object()["seed"] = 1000 + i;
-  g["9"].as_object()["inputs"].as_object()["filename_prefix"] = prefix_of(i);
-  return g;
-}
+json::object txt2img(int i) { return txt2img_sd15(i, 1000 + i, prefix_of(i)); }
 
-struct Backend {
-  std::string id;
-  std::string url;
-};
+/// `serve` flags of these tests: short timers and quick retries.
+const ServeFlags kServe{{"--retry-backoff", "0.05"}, {"--probe-interval", "0.2"}, {"--start-timeout", "2"},
+                        {"--silence-timeout", "5"},  {"--log-level", "info"}};
 
-/// `serve` flags: the backends, short timers and quick retries, and more (a flag in `more`
-/// replaces the default of the same name: serve takes each flag once).
-std::vector<std::string> farm_args(const std::vector<Backend>& backends, std::vector<std::string> more = {}) {
-  std::vector<std::pair<std::string, std::string>> defaults{
-      {"--retry-backoff", "0.05"}, {"--probe-interval", "0.2"}, {"--start-timeout", "2"},
-      {"--silence-timeout", "5"},  {"--log-level", "info"}};
-  std::vector<std::string> out;
-  for (const auto& [flag, value] : defaults) {
-    if (std::find(more.begin(), more.end(), flag) != more.end()) continue;
-    out.push_back(flag);
-    out.push_back(value);
-  }
-  for (const auto& b : backends) {
-    out.emplace_back("--backend");
-    out.push_back(b.id + "=" + b.url);
-  }
-  out.insert(out.end(), more.begin(), more.end());
-  return out;
-}
+/// How these tests poll the farm's jobs.
+constexpr auto kPoll = 100ms;
 
-// ---- HTTP helpers ----------------------------------------------------------------------------------
-
-std::string prompt_body(const json::object& graph, const std::string& client_id) {
-  json::object body;
-  body["prompt"] = graph;
-  if (!client_id.empty()) body["client_id"] = client_id;
-  return comfy::dumps(body);
-}
-
-/// POSTs a prompt that must be accepted; its prompt id ("" on failure).
-std::string submit(SimHttp& http, const json::object& graph, const std::string& client_id = "") {
-  auto r = http.post("/prompt", prompt_body(graph, client_id));
-  EXPECT_TRUE(r) << (r ? "" : r.error().message);
-  if (!r) return {};
-  EXPECT_EQ(r->status, 200) << r->body;
-  auto doc = comfy::parse_json(r->body);
-  if (r->status != 200 || !doc || !doc->is_object() || !doc->get_object().contains("prompt_id")) return {};
-  return std::string(doc->at("prompt_id").as_string());
-}
-
-json::value parse(const std::string& text) {
-  auto doc = comfy::parse_json(text);
-  EXPECT_TRUE(doc) << text;
-  return doc ? *doc : json::value(nullptr);
-}
-
-std::string str(const json::value& v, std::string_view key) {
-  if (!v.is_object()) return {};
-  const auto* x = v.get_object().if_contains(key);
-  return x != nullptr && x->is_string() ? std::string(x->get_string()) : std::string();
-}
+// ---- waits and checks ------------------------------------------------------------------------------
 
 /// Polls GET /api/farm/backends until `n` backends are up.
 bool wait_backends_up(SimHttp& farm, std::size_t n, std::chrono::milliseconds deadline = 30s) {
@@ -135,79 +59,6 @@ bool wait_backends_up(SimHttp& farm, std::size_t n, std::chrono::milliseconds de
   }
   ADD_FAILURE() << n << " backend(s) not up within " << deadline.count() << " ms: " << comfy::dumps(last);
   return false;
-}
-
-bool terminal(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "cancelled";
-}
-
-/// Polls /api/farm/jobs/{id} until every job ended; the last document of each.
-std::map<std::string, json::value> wait_jobs_ended(SimHttp& farm, const std::vector<std::string>& ids,
-                                                   std::chrono::milliseconds deadline = 90s) {
-  std::map<std::string, json::value> done;
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  std::set<std::string> pending(ids.begin(), ids.end());
-  std::map<std::string, std::string> last_state;
-  while (!pending.empty() && std::chrono::steady_clock::now() < end) {
-    for (auto it = pending.begin(); it != pending.end();) {
-      auto r = farm.get("/api/farm/jobs/" + *it);
-      if (r && r->status == 200) {
-        auto doc = parse(r->body);
-        last_state[*it] = str(doc, "state");
-        if (terminal(str(doc, "state"))) {
-          done[*it] = std::move(doc);
-          it = pending.erase(it);
-          continue;
-        }
-      }
-      ++it;
-    }
-    if (!pending.empty()) std::this_thread::sleep_for(100ms);
-  }
-  if (!pending.empty()) {
-    std::string list;
-    for (const auto& id : pending) list += "\n  " + id + " (" + last_state[id] + ")";
-    ADD_FAILURE() << pending.size() << " job(s) not ended within " << deadline.count() << " ms:" << list;
-  }
-  return done;
-}
-
-/// Prompt id -> how many of the servers' /history have it.
-std::map<std::string, int> rendered(net::IoRuntime& io, const std::vector<std::string>& urls) {
-  std::map<std::string, int> out;
-  for (const auto& url : urls) {
-    SimHttp http(io, url);
-    const auto h = http.get_json("/history");
-    if (!h.is_object()) continue;
-    for (const auto& [id, entry] : h.get_object()) out[std::string(id)]++;
-  }
-  return out;
-}
-
-/// How many files named PREFIX_* lie under `dirs`.
-int files_with_prefix(const std::vector<fs::path>& dirs, const std::string& prefix) {
-  int n = 0;
-  for (const auto& d : dirs) {
-    std::error_code ec;
-    for (fs::recursive_directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file() && it->path().filename().string().starts_with(prefix + "_")) ++n;
-    }
-  }
-  return n;
-}
-
-std::vector<std::string> outcomes(const json::value& job) {
-  std::vector<std::string> out;
-  for (const auto& a : job.at("attempts").as_array()) out.push_back(str(a, "outcome"));
-  return out;
-}
-
-std::string describe_attempts(const json::value& job) {
-  std::string s;
-  for (const auto& a : job.at("attempts").as_array()) {
-    s += "[" + str(a, "backend") + ": " + str(a, "outcome") + "] ";
-  }
-  return s;
 }
 
 /// Checks a farm /history/{id} entry has ComfyUI's shape for a successful prompt.
@@ -235,51 +86,6 @@ void expect_success_entry(const json::value& entry, const std::string& id, int i
   EXPECT_EQ(str(images[0], "type"), "output");
 }
 
-/// The messages of one prompt a WebSocket client received until `executing {node: null}` for
-/// it came (or the deadline), then whatever else arrives within `linger`.
-std::vector<json::value> prompt_messages(SimWs& ws, const std::string& prompt_id,
-                                         std::chrono::milliseconds deadline = 60s,
-                                         std::chrono::milliseconds linger = 500ms) {
-  std::vector<json::value> out;
-  auto for_prompt = [&](const json::value& m) {
-    const auto* data = m.is_object() ? m.get_object().if_contains("data") : nullptr;
-    return data != nullptr && data->is_object() && str(*data, "prompt_id") == prompt_id;
-  };
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  bool ended = false;
-  while (!ended && std::chrono::steady_clock::now() < end) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
-    auto m = ws.read_json(left);
-    if (!m) break;
-    if (!for_prompt(*m)) continue;
-    out.push_back(*m);
-    if (str(*m, "type") == "executing" && m->at("data").at("node").is_null()) ended = true;
-  }
-  EXPECT_TRUE(ended) << "no executing {node: null} for " << prompt_id;
-  const auto stop = std::chrono::steady_clock::now() + linger;
-  while (std::chrono::steady_clock::now() < stop) {
-    auto m = ws.read_json(std::chrono::duration_cast<std::chrono::milliseconds>(stop - std::chrono::steady_clock::now()));
-    if (!m) break;
-    if (for_prompt(*m)) out.push_back(*m);
-  }
-  return out;
-}
-
-int count_type(const std::vector<json::value>& msgs, const std::string& type) {
-  return static_cast<int>(std::count_if(msgs.begin(), msgs.end(),
-                                        [&](const json::value& m) { return str(m, "type") == type; }));
-}
-
-std::string types_of(const std::vector<json::value>& msgs) {
-  std::string s;
-  for (const auto& m : msgs) {
-    s += str(m, "type");
-    if (str(m, "type") == "executing") s += "(" + comfy::dumps(m.at("data").at("node")) + ")";
-    s += " ";
-  }
-  return s;
-}
-
 // ---- 1. many jobs ------------------------------------------------------------------------------------
 
 TEST(FarmRun, TwoHundredJobsOnFourBackendsOfTwoSpeedsEachRenderedOnce) {
@@ -289,7 +95,7 @@ TEST(FarmRun, TwoHundredJobsOnFourBackendsOfTwoSpeedsEachRenderedOnce) {
   ASSERT_TRUE(fast.ready() && slow.ready());
   const std::vector<Backend> backends{{"fast-0", fast.url(0)}, {"fast-1", fast.url(1)},
                                       {"slow-0", slow.url(0)}, {"slow-1", slow.url(1)}};
-  FarmProcess farm(farm_args(backends));
+  FarmProcess farm(farm_args(kServe, backends));
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   SimHttp http(io, farm.url());
@@ -302,7 +108,7 @@ TEST(FarmRun, TwoHundredJobsOnFourBackendsOfTwoSpeedsEachRenderedOnce) {
     ASSERT_FALSE(ids.back().empty());
   }
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
-  auto jobs = wait_jobs_ended(http, ids);
+  auto jobs = wait_jobs_ended(http, ids, 90s, kPoll);
   ASSERT_EQ(jobs.size(), ids.size()) << farm.log();
 
   std::map<std::string, int> per_backend;
@@ -315,8 +121,8 @@ TEST(FarmRun, TwoHundredJobsOnFourBackendsOfTwoSpeedsEachRenderedOnce) {
 
   // Exactly once, by the backends' own records.
   const auto counts = rendered(io, {fast.url(0), fast.url(1), slow.url(0), slow.url(1)});
-  for (const auto& id : ids) EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1) << id;
-  EXPECT_EQ(counts.size(), ids.size());
+  for (const auto& id : ids) EXPECT_EQ(counts.seen(id), 1) << id;
+  EXPECT_EQ(counts.entries.size(), ids.size());
   for (int i = 0; i < kJobs; ++i) EXPECT_EQ(files_with_prefix({outs.path()}, prefix_of(i)), 1) << i;
 
   // ComfyUI's /history/{id} shape, with the farm's subfolders.
@@ -350,7 +156,7 @@ TEST(FarmRun, BackendSigkilledMidRunLosesNoJob) {
     ASSERT_TRUE(sims.back()->ready());
     backends.push_back({"b" + std::to_string(i), sims.back()->url()});
   }
-  FarmProcess farm(farm_args(backends));
+  FarmProcess farm(farm_args(kServe, backends));
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   SimHttp http(io, farm.url());
@@ -373,7 +179,7 @@ TEST(FarmRun, BackendSigkilledMidRunLosesNoJob) {
   sims[0]->signal(SIGKILL);
   ASSERT_TRUE(sims[0]->wait_exit(10s));
 
-  auto jobs = wait_jobs_ended(http, ids);
+  auto jobs = wait_jobs_ended(http, ids, 90s, kPoll);
   ASSERT_EQ(jobs.size(), ids.size()) << farm.log();
   const auto survivors = rendered(io, {sims[1]->url(), sims[2]->url()});
   int lost_attempts = 0;
@@ -393,7 +199,7 @@ TEST(FarmRun, BackendSigkilledMidRunLosesNoJob) {
     if (on_victim) {
       EXPECT_GE(files_with_prefix({out_dirs[0]}, prefix_of(i)), 1) << id;
     }
-    EXPECT_EQ(survivors.count(id) ? survivors.at(id) : 0, on_victim ? 0 : 1) << id << ": " << describe_attempts(job);
+    EXPECT_EQ(survivors.seen(id), on_victim ? 0 : 1) << id << ": " << describe_attempts(job);
   }
   EXPECT_GE(lost_attempts, 1) << "the prompt running on b0 was not counted as lost";
 }
@@ -409,7 +215,7 @@ TEST(FarmRun, FarmSigkilledMidRunAndRestartedRendersEveryJobOnce) {
   ASSERT_TRUE(a.ready() && b.ready());
   const std::vector<Backend> backends{{"a0", a.url(0)}, {"a1", a.url(1)}, {"b0", b.url(0)}, {"b1", b.url(1)}};
   TempDir data;
-  FarmProcess farm(farm_args(backends), data.path() / "farm");
+  FarmProcess farm(farm_args(kServe, backends), data.path() / "farm");
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   std::vector<std::string> ids;
@@ -444,42 +250,39 @@ TEST(FarmRun, FarmSigkilledMidRunAndRestartedRendersEveryJobOnce) {
   ASSERT_TRUE(farm.restart()) << farm.log();
 
   SimHttp http(io, farm.url());
-  auto jobs = wait_jobs_ended(http, ids);
+  auto jobs = wait_jobs_ended(http, ids, 90s, kPoll);
   ASSERT_EQ(jobs.size(), ids.size()) << farm.log();
   const auto counts = rendered(io, {a.url(0), a.url(1), b.url(0), b.url(1)});
   for (int i = 0; i < kJobs; ++i) {
     const auto& id = ids[static_cast<std::size_t>(i)];
     const auto& job = jobs[id];
     EXPECT_EQ(str(job, "state"), "succeeded") << id << ": " << describe_attempts(job);
-    EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1) << id << ": " << describe_attempts(job);
+    EXPECT_EQ(counts.seen(id), 1) << id << ": " << describe_attempts(job);
     EXPECT_EQ(files_with_prefix({out_a, out_b}, prefix_of(i)), 1) << id << ": " << describe_attempts(job);
     // The history survives the restarts (from the store).
     const auto h = http.get_json("/history/" + id);
     ASSERT_TRUE(h.is_object() && h.get_object().contains(id)) << id;
     expect_success_entry(h.at(id), id, i, str(job, "backend"), "");
   }
-  EXPECT_EQ(counts.size(), ids.size());
+  EXPECT_EQ(counts.entries.size(), ids.size());
 }
 
 // ---- 4 and 9. OOM: retried, and hidden from the client ---------------------------------------------
 
 TEST(FarmRetry, OomAttemptIsRetriedAndTheJobSucceeds) {
-  SimProcess sim(sim_args("0.01", {"--fault", "oom=every:2"}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01", {"--fault", "oom=every:2"})));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
 
   // The first sampler run passes, the second raises OOM, the third passes.
   const auto first = submit(http, txt2img(0));
-  auto done = wait_jobs_ended(http, {first}, 30s);
+  auto done = wait_jobs_ended(http, {first}, 30s, kPoll);
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(outcomes(done[first]), std::vector<std::string>{"succeeded"}) << describe_attempts(done[first]);
 
   const auto second = submit(http, txt2img(1));
-  done = wait_jobs_ended(http, {second}, 30s);
+  done = wait_jobs_ended(http, {second}, 30s, kPoll);
   ASSERT_EQ(done.size(), 1u);
   const auto& job = done[second];
   EXPECT_EQ(str(job, "state"), "succeeded");
@@ -495,19 +298,16 @@ TEST(FarmRetry, OomAttemptIsRetriedAndTheJobSucceeds) {
   // Both attempts reached the backend: the sim's history holds the prompt once (the retry has
   // the same prompt id, and its successful run replaced the failed one).
   const auto counts = rendered(io, {sim.url()});
-  EXPECT_EQ(counts.count(second) ? counts.at(second) : 0, 1);
+  EXPECT_EQ(counts.seen(second), 1);
 }
 
 TEST(FarmRetry, RetriedAttemptIsHiddenFromTheWebSocketClient) {
-  SimProcess sim(sim_args("0.01", {"--fault", "oom=every:2"}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01", {"--fault", "oom=every:2"})));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
   const auto warmup = submit(http, txt2img(0));  // sampler run 1 passes; the next one fails
-  ASSERT_EQ(wait_jobs_ended(http, {warmup}, 30s).size(), 1u);
+  ASSERT_EQ(wait_jobs_ended(http, {warmup}, 30s, kPoll).size(), 1u);
 
   auto ws = SimWs::connect(io, farm.ws_url("hidden"));
   ASSERT_TRUE(ws);
@@ -516,7 +316,7 @@ TEST(FarmRetry, RetriedAttemptIsHiddenFromTheWebSocketClient) {
   EXPECT_EQ(str(hello->at("data"), "sid"), "hidden");
   const auto id = submit(http, txt2img(1), "hidden");
   ASSERT_FALSE(id.empty());
-  const auto msgs = prompt_messages(*ws, id);
+  const auto msgs = prompt_messages(*ws, id, 60s, 500ms);
   SCOPED_TRACE("messages: " + types_of(msgs));
 
   EXPECT_EQ(count_type(msgs, "execution_error"), 0);
@@ -535,7 +335,7 @@ TEST(FarmRetry, RetriedAttemptIsHiddenFromTheWebSocketClient) {
   }
 
   // It really was retried.
-  auto done = wait_jobs_ended(http, {id}, 30s);
+  auto done = wait_jobs_ended(http, {id}, 30s, kPoll);
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(outcomes(done[id]), (std::vector<std::string>{"oom", "succeeded"})) << describe_attempts(done[id]);
 }
@@ -543,12 +343,9 @@ TEST(FarmRetry, RetriedAttemptIsHiddenFromTheWebSocketClient) {
 // ---- 5. a deterministic failure -----------------------------------------------------------------------
 
 TEST(FarmRetry, NodeErrorFailsOnceNeedsRegenerationAndIsNotRetried) {
-  SimProcess sim(sim_args("0.01", {"--fault", "node-error=KSampler"}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01", {"--fault", "node-error=KSampler"})));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
 
   auto ws = SimWs::connect(io, farm.ws_url("broken"));
@@ -556,7 +353,7 @@ TEST(FarmRetry, NodeErrorFailsOnceNeedsRegenerationAndIsNotRetried) {
   ASSERT_TRUE(ws->read_until("status"));
   const auto id = submit(http, txt2img(0), "broken");
   ASSERT_FALSE(id.empty());
-  const auto msgs = prompt_messages(*ws, id);
+  const auto msgs = prompt_messages(*ws, id, 60s, 500ms);
   SCOPED_TRACE("messages: " + types_of(msgs));
   ASSERT_EQ(count_type(msgs, "execution_error"), 1);
   EXPECT_EQ(count_type(msgs, "execution_success"), 0);
@@ -565,7 +362,7 @@ TEST(FarmRetry, NodeErrorFailsOnceNeedsRegenerationAndIsNotRetried) {
   EXPECT_EQ(str(err.at("data"), "node_type"), "KSampler");
   EXPECT_EQ(str(err.at("data"), "exception_type"), "RuntimeError");
 
-  auto done = wait_jobs_ended(http, {id}, 30s);
+  auto done = wait_jobs_ended(http, {id}, 30s, kPoll);
   ASSERT_EQ(done.size(), 1u);
   const auto& job = done[id];
   EXPECT_EQ(str(job, "state"), "failed");
@@ -574,7 +371,7 @@ TEST(FarmRetry, NodeErrorFailsOnceNeedsRegenerationAndIsNotRetried) {
   EXPECT_EQ(job.at("attempts").as_array().size(), 1u);
   // The backend ran it once.
   const auto counts = rendered(io, {sim.url()});
-  EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1);
+  EXPECT_EQ(counts.seen(id), 1);
   // /history/{id} as ComfyUI answers it for a failed prompt: the node's own error.
   const auto h = http.get_json("/history/" + id);
   ASSERT_TRUE(h.is_object() && h.get_object().contains(id)) << comfy::dumps(h);
@@ -595,12 +392,9 @@ TEST(FarmRetry, NodeErrorFailsOnceNeedsRegenerationAndIsNotRetried) {
 // ---- 6. validation errors as ComfyUI words them --------------------------------------------------------
 
 TEST(FarmFront, ValidationErrorBodiesEqualTheBackendsOwn) {
-  SimProcess sim(sim_args("0.01"));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp farm_http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, farm_http] = rig.parts();
   SimHttp sim_http(io, sim.url());
   ASSERT_TRUE(wait_backends_up(farm_http, 1));
 
@@ -644,12 +438,9 @@ TEST(FarmFront, ValidationErrorBodiesEqualTheBackendsOwn) {
 // ---- 7. bad input -------------------------------------------------------------------------------------
 
 TEST(FarmFront, MalformedJsonUiFormatAndUnknownJobAreRefused) {
-  SimProcess sim(sim_args("0.01"));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
 
   auto bad = http.post("/prompt", "{\"prompt\": {\"3\": ");
@@ -689,12 +480,9 @@ TEST(FarmFront, MalformedJsonUiFormatAndUnknownJobAreRefused) {
 }
 
 TEST(FarmFront, OversizedBodyGets413AndLosesNothing) {
-  SimProcess sim(sim_args("0.01"));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}, {"--max-body-mb", "0.05"}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01"), "gpu", {"--max-body-mb", "0.05"}));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
   const auto kept = submit(http, txt2img(0));
   ASSERT_FALSE(kept.empty());
@@ -724,12 +512,10 @@ TEST(FarmFront, OversizedBodyGets413AndLosesNothing) {
 }
 
 TEST(FarmFront, FullQueueRefusesWith429AndKeepsWhatItHolds) {
-  SimProcess sim(sim_args("0.01", {"--fault", "stall"}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"stalled", sim.url()}}, {"--queue-capacity", "2", "--start-timeout", "60", "--grace", "1"}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01", {"--fault", "stall"}), "stalled",
+                                    {"--queue-capacity", "2", "--start-timeout", "60", "--grace", "1"}));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
 
   const auto first = submit(http, txt2img(0));
@@ -801,7 +587,7 @@ TEST(FarmStop, SigtermExitsZeroWithinTheGracePeriodAndTheNextStartFinishesTheWor
   SimProcess sim(sim_args("1", {"--output-dir", outs.path().string()}));  // real-time: ~1-2 s a job
   ASSERT_TRUE(sim.ready());
   TempDir data;
-  FarmProcess farm(farm_args({{"gpu", sim.url()}}, {"--grace", "1"}), data.path() / "farm");
+  FarmProcess farm(farm_args(kServe, {{"gpu", sim.url()}}, {"--grace", "1"}), data.path() / "farm");
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   std::vector<std::string> ids;
@@ -826,13 +612,13 @@ TEST(FarmStop, SigtermExitsZeroWithinTheGracePeriodAndTheNextStartFinishesTheWor
   // The next start finishes what was handed back, once.
   ASSERT_TRUE(farm.restart());
   SimHttp http(io, farm.url());
-  auto jobs = wait_jobs_ended(http, ids, 60s);
+  auto jobs = wait_jobs_ended(http, ids, 60s, kPoll);
   ASSERT_EQ(jobs.size(), ids.size()) << farm.log();
   const auto counts = rendered(io, {sim.url()});
   for (int i = 0; i < 3; ++i) {
     const auto& id = ids[static_cast<std::size_t>(i)];
     EXPECT_EQ(str(jobs[id], "state"), "succeeded") << describe_attempts(jobs[id]);
-    EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1) << id;
+    EXPECT_EQ(counts.seen(id), 1) << id;
     EXPECT_EQ(files_with_prefix({outs.path()}, prefix_of(i)), 1) << id;
   }
 }
@@ -843,14 +629,14 @@ TEST(FarmRetry, PromptGivenUpOnAStalledBackendIsNotRenderedThereLater) {
   SimProcess stalled(sim_args("0.01", {"--fault", "stall"}));
   SimProcess good(sim_args("0.01"));
   ASSERT_TRUE(stalled.ready() && good.ready());
-  FarmProcess farm(farm_args({{"stalled", stalled.url()}, {"good", good.url()}}, {"--start-timeout", "1"}));
+  FarmProcess farm(farm_args(kServe, {{"stalled", stalled.url()}, {"good", good.url()}}, {"--start-timeout", "1"}));
   ASSERT_TRUE(farm.ready());
   net::IoRuntime io(1);
   SimHttp http(io, farm.url());
   ASSERT_TRUE(wait_backends_up(http, 2));
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) ids.push_back(submit(http, txt2img(i)));
-  auto jobs = wait_jobs_ended(http, ids, 60s);
+  auto jobs = wait_jobs_ended(http, ids, 60s, kPoll);
   ASSERT_EQ(jobs.size(), ids.size());
   int moved = 0;
   for (const auto& [id, job] : jobs) {
@@ -863,26 +649,18 @@ TEST(FarmRetry, PromptGivenUpOnAStalledBackendIsNotRenderedThereLater) {
   SimHttp s(io, stalled.url());
   auto cleared = s.request(net::Method::kDelete, "/sim/faults");
   ASSERT_TRUE(cleared && cleared->status == 200);
-  const auto end = std::chrono::steady_clock::now() + 20s;
-  for (;;) {
-    const auto q = s.get_json("/queue");
-    if (q.at("queue_running").as_array().empty() && q.at("queue_pending").as_array().empty()) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), end) << comfy::dumps(q);
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(wait_queue_empty(s));
   const auto counts = rendered(io, {stalled.url(), good.url()});
   for (const auto& id : ids) {
-    EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1) << id << ": " << describe_attempts(jobs[id]);
+    EXPECT_EQ(counts.seen(id), 1) << id << ": " << describe_attempts(jobs[id]);
   }
 }
 
 TEST(FarmRetry, JobLostOnTheOnlyBackendRunsThereOnceItRecovers) {
-  SimProcess sim(sim_args("0.01", {"--fault", "stall"}));
-  ASSERT_TRUE(sim.ready());
-  FarmProcess farm(farm_args({{"only", sim.url()}}, {"--start-timeout", "1", "--max-attempts", "5", "--grace", "1"}));
-  ASSERT_TRUE(farm.ready());
-  net::IoRuntime io(1);
-  SimHttp http(io, farm.url());
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01", {"--fault", "stall"}), "only",
+                                    {"--start-timeout", "1", "--max-attempts", "5", "--grace", "1"}));
+  auto [sim, farm, io, http] = rig.parts();
   ASSERT_TRUE(wait_backends_up(http, 1));
   const auto id = submit(http, txt2img(0));
   ASSERT_FALSE(id.empty());
@@ -900,12 +678,12 @@ TEST(FarmRetry, JobLostOnTheOnlyBackendRunsThereOnceItRecovers) {
   SimHttp s(io, sim.url());
   auto cleared = s.request(net::Method::kDelete, "/sim/faults");
   ASSERT_TRUE(cleared && cleared->status == 200);
-  auto done = wait_jobs_ended(http, {id}, 15s);
+  auto done = wait_jobs_ended(http, {id}, 15s, kPoll);
   ASSERT_EQ(done.size(), 1u) << "still " << str(http.get_json("/api/farm/jobs/" + id), "state")
                              << " after its only backend recovered: " << describe_attempts(job);
   EXPECT_EQ(str(done[id], "state"), "succeeded") << describe_attempts(done[id]);
   const auto counts = rendered(io, {sim.url()});
-  EXPECT_EQ(counts.count(id) ? counts.at(id) : 0, 1);
+  EXPECT_EQ(counts.seen(id), 1);
 }
 
 }  // namespace

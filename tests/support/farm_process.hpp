@@ -2,6 +2,7 @@
 // a data directory, SIGKILL it, start it again on the same data. Talk to it with SimHttp/SimWs.
 #pragma once
 
+#include "support/child_process.hpp"
 #include "support/test_support.hpp"
 
 #include <boost/json/value.hpp>
@@ -35,21 +36,21 @@ class FarmProcess {
   /// "http://HOST:PORT" of the current run (a new port after each restart).
   [[nodiscard]] std::string url() const { return "http://" + address_; }
   [[nodiscard]] std::string ws_url(const std::string& client_id) const;
-  [[nodiscard]] pid_t pid() const { return pid_; }
-  [[nodiscard]] bool running() const { return pid_ > 0 && !exited_; }
+  [[nodiscard]] pid_t pid() const { return child_.pid(); }
+  [[nodiscard]] bool running() const { return child_.running(); }
   [[nodiscard]] const std::filesystem::path& data_dir() const { return data_; }
   [[nodiscard]] const boost::json::value& ready_document() const { return ready_doc_; }
 
-  void signal(int sig) const;
+  void signal(int sig) const { child_.signal(sig); }
   /// SIGKILL and reap.
-  void kill();
+  void kill() { child_.kill(); }
   /// Starts the same command again (same --data and flags) after the previous run ended or was
   /// killed; waits for the new ready file. Returns ready().
   bool restart(std::chrono::milliseconds deadline = 30s);
   /// Waits for the process to end; its wait status, or nullopt after the deadline.
-  std::optional<int> wait_exit(std::chrono::milliseconds deadline);
+  std::optional<int> wait_exit(std::chrono::milliseconds deadline) { return child_.wait_exit(deadline); }
   /// Everything every run wrote to stderr so far.
-  [[nodiscard]] std::string log() const;
+  [[nodiscard]] std::string log() const { return child_.log(); }
 
  private:
   bool start(std::chrono::milliseconds deadline);
@@ -57,8 +58,7 @@ class FarmProcess {
   TempDir dir_;
   std::filesystem::path data_;
   std::vector<std::string> args_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
+  ChildProcess child_{"comfyfarm serve", dir_.path(), 20s};
   int runs_ = 0;
   std::string address_;
   boost::json::value ready_doc_;

@@ -5,100 +5,29 @@
 
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fstream>
-#include <sstream>
-#include <thread>
-
-extern char** environ;
-
 namespace comfyfarm::test {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-
-namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 SimProcess::SimProcess(const std::vector<std::string>& args, std::chrono::milliseconds deadline) {
   const fs::path ready = dir_.path() / "ready.json";
   std::vector<std::string> argv = {COMFYFARM_BINARY, "sim",           "--listen",
                                    "127.0.0.1:0",    "--ready-file", ready.string()};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  const std::string out = (dir_.path() / "stdout.txt").string();
-  const std::string err = (dir_.path() / "stderr.txt").string();
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const int rc = posix_spawn(&pid_, cargv[0], &actions, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    ADD_FAILURE() << "cannot start " << COMFYFARM_BINARY << ": " << std::strerror(rc);
-    pid_ = -1;
-    return;
-  }
-
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < end) {
-    std::error_code ec;
-    if (fs::exists(ready, ec)) {
-      auto doc = comfy::parse_json(slurp(ready));
-      if (doc && doc->is_object()) {
-        ready_doc_ = *doc;
-        if (const auto* servers = doc->get_object().if_contains("servers");
-            servers != nullptr && servers->is_array()) {
-          for (const auto& s : servers->get_array()) {
-            servers_.emplace_back(s.at("http").as_string());
-          }
-        }
-        return;
-      }
+  if (!child_.spawn(argv, /*append_output=*/false)) return;
+  auto doc = child_.wait_ready(ready, deadline);
+  if (!doc) return;
+  ready_doc_ = *doc;
+  if (const auto* servers = doc->get_object().if_contains("servers");
+      servers != nullptr && servers->is_array()) {
+    for (const auto& s : servers->get_array()) {
+      servers_.emplace_back(s.at("http").as_string());
     }
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      ADD_FAILURE() << "comfyfarm sim exited before writing its ready file:\n" << log();
-      return;
-    }
-    std::this_thread::sleep_for(10ms);
   }
-  ADD_FAILURE() << "no ready file within " << deadline.count() << " ms:\n" << log();
 }
 
-SimProcess::~SimProcess() {
-  if (pid_ <= 0 || exited_) return;
-  // Every test ends with a graceful stop, which must exit 0 (sanitizer reports at exit too).
-  ::kill(pid_, SIGTERM);
-  const auto status = wait_exit(10s);
-  if (!status) {
-    ADD_FAILURE() << "comfyfarm sim did not stop within 10 s of SIGTERM:\n" << log();
-    ::kill(pid_, SIGKILL);
-    int ignored = 0;
-    ::waitpid(pid_, &ignored, 0);
-    return;
-  }
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-      << "comfyfarm sim ended with wait status " << *status << " after SIGTERM:\n" << log();
-}
+SimProcess::~SimProcess() = default;
 
 std::string SimProcess::url(std::size_t i) const {
   return i < servers_.size() ? "http://" + servers_[i] : std::string("http://127.0.0.1:1");
@@ -108,26 +37,6 @@ std::string SimProcess::ws_url(const std::string& client_id, std::size_t i) cons
   const std::string host = i < servers_.size() ? servers_[i] : std::string("127.0.0.1:1");
   return "ws://" + host + "/ws" + (client_id.empty() ? std::string() : "?clientId=" + client_id);
 }
-
-void SimProcess::signal(int sig) const {
-  if (pid_ > 0 && !exited_) ::kill(pid_, sig);
-}
-
-std::optional<int> SimProcess::wait_exit(std::chrono::milliseconds deadline) {
-  if (pid_ <= 0 || exited_) return std::nullopt;
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  for (;;) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      return status;
-    }
-    if (std::chrono::steady_clock::now() >= end) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-std::string SimProcess::log() const { return slurp(dir_.path() / "stderr.txt"); }
 
 SimHttp::SimHttp(net::IoRuntime& io, const std::string& base_url) : io_(&io) {
   net::HttpClientOptions options;

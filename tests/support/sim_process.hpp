@@ -7,6 +7,7 @@
 #include "net/http_types.hpp"
 #include "net/io_runtime.hpp"
 #include "net/websocket_client.hpp"
+#include "support/child_process.hpp"
 #include "support/test_support.hpp"
 
 #include <boost/json/value.hpp>
@@ -41,20 +42,19 @@ class SimProcess {
   /// "http://HOST:PORT" of server i.
   [[nodiscard]] std::string url(std::size_t i = 0) const;
   [[nodiscard]] std::string ws_url(const std::string& client_id, std::size_t i = 0) const;
-  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] pid_t pid() const { return child_.pid(); }
   [[nodiscard]] const boost::json::value& ready_document() const { return ready_doc_; }
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_.path(); }
 
-  void signal(int sig) const;
+  void signal(int sig) const { child_.signal(sig); }
   /// Waits for the process to end; its wait status, or nullopt after the deadline.
-  std::optional<int> wait_exit(std::chrono::milliseconds deadline);
+  std::optional<int> wait_exit(std::chrono::milliseconds deadline) { return child_.wait_exit(deadline); }
   /// What the process wrote to stderr so far.
-  [[nodiscard]] std::string log() const;
+  [[nodiscard]] std::string log() const { return child_.log(); }
 
  private:
   TempDir dir_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
+  ChildProcess child_{"comfyfarm sim", dir_.path(), 10s};
   std::vector<std::string> servers_;
   boost::json::value ready_doc_;
 };
