@@ -688,3 +688,42 @@ TEST(FarmRetry, JobLostOnTheOnlyBackendRunsThereOnceItRecovers) {
 
 }  // namespace
 }  // namespace comfyfarm::test
+
+namespace comfyfarm::test {
+namespace {
+
+// Every flag can be set in the --config file; flags given on the command line win over it.
+TEST(FarmStart, ConfigFileSettingsApplyAndFlagsWin) {
+  TempDir dir;
+  const auto config = dir.path() / "farm.json";
+  std::ofstream(config) << R"({"sim": 2, "sim_time_scale": 0.01, "sim-speeds": [1, 0.5],
+                               "depth": 3, "max_attempts": 7, "queue_capacity": 5,
+                               "log_level": "warn"})";
+  FarmProcess farm({"--config", config.string(), "--queue-capacity", "50"});
+  ASSERT_TRUE(farm.ready()) << farm.log();
+  net::IoRuntime io(1);
+  SimHttp http(io, farm.url());
+  ASSERT_TRUE(wait_backends_up(http, 2));
+  const auto backends = http.get_json("/api/farm/backends").at("backends").as_array();
+  ASSERT_EQ(backends.size(), 2u);
+  EXPECT_EQ(str(backends[0], "id"), "sim-0");
+  EXPECT_EQ(num(backends[0], "depth"), 3);
+  // max_attempts from the file; queue_capacity 5 from the file is overridden by the flag (50):
+  // ten submissions are all accepted.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    auto graph = txt2img(i);
+    graph["4"].as_object()["inputs"].as_object()["ckpt_name"] = "v1-5-pruned-emaonly.safetensors";  // built-in models
+    ids.push_back(submit(http, graph));
+  }
+  for (const auto& id : ids) ASSERT_FALSE(id.empty());
+  const auto ended = wait_jobs_ended(http, ids);
+  ASSERT_EQ(ended.size(), ids.size());
+  for (const auto& [id, job] : ended) {
+    EXPECT_EQ(str(job, "state"), "succeeded") << id;
+    EXPECT_EQ(num(job, "max_attempts"), 7) << id;
+  }
+}
+
+}  // namespace
+}  // namespace comfyfarm::test
