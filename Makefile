@@ -4,7 +4,7 @@ PRESET ?= release
 BUILD_DIR := build
 CTEST_ARGS ?=
 
-.PHONY: all setup configure build run test bench clean help
+.PHONY: all setup configure build run test bench baseline clean help
 
 all: build
 
@@ -12,6 +12,7 @@ help:
 	@echo "make run    build, then start comfyfarm with simulated backends"
 	@echo "make test   install dependencies, build, run every test (CTest)"
 	@echo "make bench  build and run the benchmarks"
+	@echo "make baseline  build, then record an SLA baseline on a simulated farm (docs/sla.md)"
 	@echo "make setup  install the Debian packages comfyfarm needs (idempotent)"
 
 setup:
@@ -33,6 +34,9 @@ test: setup build
 
 bench: setup build
 	./scripts/bench.sh
+
+baseline: setup build
+	./scripts/baseline.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

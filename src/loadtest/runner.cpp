@@ -508,6 +508,10 @@ asio::awaitable<Result<void>> main_loop(Shared* sh) {
     if (!c) co_return fail(Errc::kUnavailable, "cannot open " + s->url + ": " + c.error().message);
     s->client = std::move(*c);
     s->open = true;
+    // The server greets a socket with a status frame once it has registered it; events of a
+    // prompt sent before that could go nowhere, so no job starts until every socket is greeted.
+    auto hello = co_await s->client.read(std::chrono::seconds(10));
+    if (!hello) co_return fail(Errc::kUnavailable, "no greeting on " + s->url + ": " + hello.error().message);
     sh->sockets.push_back(std::move(s));
   }
   for (auto& s : sh->sockets) asio::co_spawn(ex, read_socket(sh, s.get()), asio::detached);

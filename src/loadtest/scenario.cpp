@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -476,18 +477,39 @@ Result<ScenarioReport> network_blip(const ScenarioOptions& o) {
   if (auto f = c.start_farm(); !f) return f.error();
   auto lo = load_options(c, workflow_of(o), r.name);
   Result<LoadRun> run = fail(Errc::kInternal, "not run");
-  std::thread load([&] { run = run_load(lo); });
-  std::this_thread::sleep_for(500ms);
-  c.log("network-blip: WebSockets dropped at every prompt start and 150 ms HTTP latency, for 2 s");
+  std::atomic<bool> load_done{false};
+  std::thread load([&] {
+    run = run_load(lo);
+    load_done = true;
+  });
+  // The blip starts once a backend runs a job of the load (a fixed delay can miss a short load
+  // altogether), and lasts 2 s or until the load ends, whichever comes first.
+  for (int i = 0; i < 400 && !load_done; ++i) {
+    auto b = c.get_json(c.farm_url + "/api/farm/backends");
+    bool busy = false;
+    if (b) {
+      for (const auto& be : b->at("backends").as_array()) busy = busy || !be.at("current_jobs").as_array().empty();
+    }
+    if (busy) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  c.log("network-blip: WebSockets dropped at every prompt start and 150 ms HTTP latency, for up to 2 s");
+  const std::int64_t blip_on = epoch_ms();
   for (const auto& url : c.sim_urls) {
     (void)c.call(net::Method::kPost, url + "/sim/faults", R"({"ws-drop": 1, "http-latency": 150})");
   }
-  std::this_thread::sleep_for(2s);
+  for (int i = 0; i < 40 && !load_done; ++i) std::this_thread::sleep_for(50ms);
   for (const auto& url : c.sim_urls) (void)c.call(net::Method::kDelete, url + "/sim/faults");
+  const std::int64_t blip_off = epoch_ms();
   c.log("network-blip: faults off");
   load.join();
   if (!run) return run.error();
   const auto summary = summarize(run->jobs, run->info);
+  const auto hit = std::count_if(run->jobs.begin(), run->jobs.end(), [&](const JobResult& j) {
+    return j.sent_at != 0 && j.sent_at <= blip_off && (j.ended_at == 0 || j.ended_at >= blip_on);
+  });
+  expect(r, "the blip hit jobs in flight", hit > 0,
+         fmt::format("{} of {} jobs in flight during the {} ms blip", hit, run->jobs.size(), blip_off - blip_on));
   expect(r, "every job completes (none lost)", summary.succeeded == summary.jobs,
          fmt::format("{} of {} ({})", summary.succeeded, summary.jobs, count_text(summary.errors_by_class)));
   auto [once, text] = exactly_once(c, *run);
@@ -516,8 +538,10 @@ Result<ScenarioReport> crash(const ScenarioOptions& o) {
     if (b) {
       for (const auto& be : b->at("backends").as_array()) {
         if (be.at("id").as_string() == "sim-0" && !be.at("current_jobs").as_array().empty()) {
-          c.sims[0].kill_now();
+          // The clock is read before the kill: kill_now() also waits for the process to be
+          // reaped, and the farm may already have requeued its jobs by then.
           killed_at = epoch_ms();
+          c.sims[0].kill_now();
           c.log("crash: sim-0 SIGKILLed while it held " +
                 std::to_string(be.at("current_jobs").as_array().size()) + " job(s)");
           break;
@@ -598,8 +622,11 @@ Result<ScenarioReport> latency(const ScenarioOptions& o) {
   for (int i = 0; i < 2; ++i) {
     if (auto s = c.start_sim({"--time-scale", "0.1", "--timing", timing.string()}); !s) return s.error();
   }
-  if (auto f = c.start_farm(); !f) return f.error();
-  // One job per backend at a time: no queueing, so the node's time adds straight to p95.
+  // One job per backend at a time: no queueing, so the node's time adds straight to p95. The
+  // farm holds one prompt per backend (--depth 1): with its default depth of 2 it may queue a
+  // job behind a backend's running prompt when that one is expected to end first, and on a
+  // loaded machine that one queued job (a whole job's time) becomes the p95 of a short run.
+  if (auto f = c.start_farm({"--depth", "1"}); !f) return f.error();
   auto base_opts = load_options(c, workflow_of(o), r.name);
   base_opts.concurrency = 2;
   base_opts.warmup = 2;
