@@ -1365,18 +1365,19 @@ asio::awaitable<void> settle(std::shared_ptr<Farm::State> s, std::shared_ptr<Job
           ")";
     }
   }
+  bool freed = false;
   if (decision.free_backend) {
-    asio::co_spawn(
-        s->strand,
-        [](std::shared_ptr<backend::BackendLink> l) -> asio::awaitable<void> {
-          (void)co_await l->free(true, true);
-        }(b->link),
-        [](std::exception_ptr e) { log_exception("free", e); });
+    // Out of memory: unload the backend's models and free its cache before anything runs
+    // there again (awaited, so that a retry on the same backend comes after it).
+    auto f = co_await b->link->free(true, true);
+    freed = static_cast<bool>(f);
+    if (!f) spdlog::warn("farm: /free on {} failed: {}", b->id, f.error().message);
   }
   json::value error = out.error;
   if (error.is_object()) {
     error.get_object()["attempt"] = attempt;
     error.get_object()["backend"] = b->id;
+    if (decision.free_backend) error.get_object()["freed_backend"] = freed;
   }
   store::AttemptRecord rec{job->id, attempt, b->id, job->attempt_started_at, now,
                            std::string(to_string(out.failure)), error};

@@ -445,17 +445,22 @@ Result<ScenarioReport> oom(const ScenarioOptions& o) {
   auto jobs = c.farm_jobs();
   if (!jobs) return jobs.error();
   std::size_t retried = 0;
+  std::size_t freed = 0;
   std::vector<double> waits;
   for (const auto& j : *jobs) {
     const auto& att = j.at("attempts").as_array();
     for (std::size_t k = 0; k + 1 < att.size(); ++k) {
       if (att[k].at("outcome").as_string() != "oom") continue;
       ++retried;
+      const auto& err = att[k].at("error");
+      if (err.is_object() && err.as_object().contains("freed_backend") && err.at("freed_backend").as_bool()) ++freed;
       const auto end = att[k].at("ended_at");
       if (end.is_int64()) waits.push_back(static_cast<double>(att[k + 1].at("started_at").as_int64() - end.as_int64()));
     }
   }
   std::sort(waits.begin(), waits.end());
+  expect(r, "the backend's memory is freed (/free) before the retry", retried > 0 && freed == retried,
+         fmt::format("{} of {} out-of-memory attempts followed by /free", freed, retried));
   expect(r, "out-of-memory attempts are retried and then succeed", retried > 0 && summary.succeeded == summary.jobs,
          fmt::format("{} retries after oom; wait before the retry: median {:.0f} ms, max {:.0f} ms", retried,
                      waits.empty() ? 0.0 : waits[waits.size() / 2], waits.empty() ? 0.0 : waits.back()));
