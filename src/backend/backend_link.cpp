@@ -635,6 +635,19 @@ asio::awaitable<BackendResult<void>> BackendLink::interrupt(std::optional<std::s
   co_return BackendResult<void>();
 }
 
+asio::awaitable<BackendResult<net::Response>> BackendLink::forward(net::Method method, std::string target,
+                                                                  net::Headers headers, std::string body) {
+  const std::string what = std::string(net::to_string(method)) + " " + target;
+  net::HttpRequest req;
+  req.method = method;
+  req.target = std::move(target);
+  req.headers = std::move(headers);
+  req.body = std::move(body);
+  auto r = co_await impl_->files.request(std::move(req));
+  if (!r) co_return from_transport_error(r.error(), what);
+  co_return std::move(*r);
+}
+
 asio::awaitable<BackendResult<void>> BackendLink::delete_queued(std::vector<std::string> prompt_ids) {
   json::array ids;
   for (auto& id : prompt_ids) ids.emplace_back(std::move(id));

@@ -6,6 +6,7 @@
 #include "backend/backend_error.hpp"
 #include "comfy/bodies.hpp"
 #include "comfy/messages.hpp"
+#include "net/http_types.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -161,6 +162,11 @@ class BackendLink {
   /// POST /interrupt, with {"prompt_id"} when given (servers >= 0.3.57 then stop only that
   /// prompt; older ones stop whatever runs).
   boost::asio::awaitable<BackendResult<void>> interrupt(std::optional<std::string> prompt_id);
+  /// Any request, answered as the backend answers it (every status is a result; only transport
+  /// failures are errors): what the farm uses to pass on routes it does not serve itself, such
+  /// as the web UI's files and settings. `target` is a path with its query.
+  boost::asio::awaitable<BackendResult<net::Response>> forward(net::Method method, std::string target,
+                                                               net::Headers headers, std::string body);
   /// POST /queue {"delete": ids}: removes prompts still waiting in the backend's queue (a
   /// running one is not affected; interrupt it).
   boost::asio::awaitable<BackendResult<void>> delete_queued(std::vector<std::string> prompt_ids);

@@ -782,7 +782,68 @@ asio::awaitable<net::Response> upload_image(Self s, net::Request* req) {
   co_return json_reply(out);
 }
 
-asio::awaitable<net::Response> get_root(Self s, net::Request*) {
+asio::awaitable<net::Response> get_farm_page(Self s, net::Request*);
+
+/// The backend that answers the routes the farm does not serve itself (the web UI's files, user
+/// data and settings): the first one that is up, in id order, so that they all go to one place.
+std::shared_ptr<BackendSlot> ui_backend(Farm::State& s) {
+  for (const auto& [id, b] : s.backends) {
+    if (b->phase == BackendSlot::Phase::kUp) return b;
+  }
+  return nullptr;
+}
+
+bool hop_by_hop(std::string_view name) {
+  for (const char* h : {"Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Host",
+                        "Content-Length", "Origin", "Proxy-Connection", "TE", "Trailer", "Server"}) {
+    if (net::iequals(name, h)) return true;
+  }
+  return false;
+}
+
+/// Passes a request the farm has no route for to the UI backend and its answer back.
+asio::awaitable<net::Response> forward_to_backend(Self s, net::Request* req) {
+  auto pick = [&] { return ui_backend(*s); };
+  auto b = co_await on_strand(*s, pick);
+  if (!b) {
+    co_return json_reply(comfy_error_body("no_backend",
+                                          "No backend is up to answer " + req->path,
+                                          "The farm serves ComfyUI's API itself; other routes go "
+                                          "to a backend."),
+                         503);
+  }
+  net::Headers headers;
+  for (const auto& [name, value] : req->headers) {
+    if (!hop_by_hop(name)) headers.add(name, value);
+  }
+  auto r = co_await b->link->forward(req->method, req->target, std::move(headers), std::move(req->body));
+  if (!r) {
+    co_return json_reply(comfy_error_body("backend_unavailable",
+                                          "Backend " + b->id + " did not answer " + req->path,
+                                          r.error().message),
+                         502);
+  }
+  net::Response out;
+  out.status = r->status;
+  for (const auto& [name, value] : r->headers) {
+    if (!hop_by_hop(name)) out.headers.add(name, value);
+  }
+  out.body = std::move(r->body);
+  co_return out;
+}
+
+asio::awaitable<net::Response> get_root(Self s, net::Request* req) {
+  // A browser pointed at the farm gets the backend's ComfyUI web UI (its API calls then come
+  // back to the farm); without a backend, the farm's own page.
+  auto pick = [&] { return ui_backend(*s) != nullptr; };
+  if (co_await on_strand(*s, pick)) {
+    auto forwarded = co_await forward_to_backend(s, req);
+    if (forwarded.status == 200) co_return forwarded;
+  }
+  co_return co_await get_farm_page(s, req);
+}
+
+asio::awaitable<net::Response> get_farm_page(Self s, net::Request*) {
   auto fn = [&] { return std::make_pair(s->backends.size(), s->jobs.size()); };
   const auto [nb, nj] = co_await on_strand(*s, fn);
   co_return net::Response::text(
@@ -818,6 +879,12 @@ void Farm::State::add_front_routes(net::Router& r) {
   r.add_with_api_alias(get, "/view", handler(self, &get_view));
   r.add_with_api_alias(post, "/upload/image", handler(self, &upload_image));
   r.add(get, "/", handler(self, &get_root));
+  r.add(get, "/farm", handler(self, &get_farm_page));
+  // Everything else (the web UI's files, /userdata, /settings, /i18n, custom nodes' routes)
+  // goes to one backend: the least specific pattern, so every route above wins over it.
+  for (const auto m : {get, post, net::Method::kPut, net::Method::kDelete, net::Method::kPatch}) {
+    r.add(m, "/{path...}", handler(self, &forward_to_backend));
+  }
 
   std::weak_ptr<State> weak = self;
   r.add_websocket_with_api_alias(

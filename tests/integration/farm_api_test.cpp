@@ -966,5 +966,55 @@ TEST(FarmFront, SystemStatsHasADevicePerBackendAndObjectInfoIsTheUnion) {
   EXPECT_EQ(str(done[jb], "backend"), "b");
 }
 
+// ---- routes the farm does not serve itself ---------------------------------------------------
+
+TEST(FarmFront, RoutesTheFarmLacksAreAnsweredByABackend) {
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, http] = rig.parts();
+  ASSERT_TRUE(wait_up(http, {"gpu"}));
+  SimHttp direct(io, sim.url());
+
+  // GET /models/{folder} is ComfyUI's, not the farm's: the backend answers, byte for byte.
+  auto via_farm = http.get("/models/checkpoints");
+  auto from_sim = direct.get("/models/checkpoints");
+  ASSERT_TRUE(via_farm && from_sim);
+  EXPECT_EQ(via_farm->status, 200);
+  EXPECT_EQ(via_farm->body, from_sim->body);
+  // A POST reaches it too (here the simulator's own fault switch).
+  auto set = http.post("/sim/faults", R"({"http-latency": 7})");
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->status, 200) << set->body;
+  EXPECT_EQ(direct.get_json("/sim/faults").at("specs").as_array().size(), 1u);
+  // The backend's 404 stays a 404.
+  auto missing = http.get("/no/such/route");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  // "/" is the backend's web UI; the farm's own page is at /farm.
+  auto root = http.get("/");
+  auto sim_root = direct.get("/");
+  ASSERT_TRUE(root && sim_root);
+  EXPECT_EQ(root->body, sim_root->body);
+  auto page = http.get("/farm");
+  ASSERT_TRUE(page);
+  EXPECT_NE(page->body.find("comfyfarm"), std::string::npos);
+  // The farm's own routes are not passed on: /prompt and /queue are the farm's.
+  EXPECT_TRUE(http.get_json("/queue").at("queue_running").as_array().empty());
+
+  // Without a backend up, a clear 503.
+  sim.signal(SIGKILL);
+  ASSERT_TRUE(sim.wait_exit(10s));
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    auto r = http.get("/models/checkpoints");
+    refused = r && r->status == 503 && r->body.find("no_backend") != std::string::npos;
+    if (!refused) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(refused);
+  auto fallback = http.get("/");
+  ASSERT_TRUE(fallback);
+  EXPECT_NE(fallback->body.find("comfyfarm"), std::string::npos) << fallback->body;
+}
+
 }  // namespace
 }  // namespace comfyfarm::test
