@@ -672,9 +672,6 @@ asio::awaitable<net::Response> get_features(Self s, net::Request*) {
   co_return json_reply(f);
 }
 
-asio::awaitable<net::Response> get_empty_list(Self, net::Request*) {
-  co_return json_reply(json::array());
-}
 
 asio::awaitable<net::Response> get_view(Self s, net::Request* req) {
   const std::string filename = req->query_param("filename").value_or("");
@@ -874,8 +871,6 @@ void Farm::State::add_front_routes(net::Router& r) {
   r.add_with_api_alias(get, "/object_info", handler(self, &get_object_info));
   r.add_with_api_alias(get, "/object_info/{node_class}", handler(self, &get_object_info_class));
   r.add_with_api_alias(get, "/features", handler(self, &get_features));
-  r.add_with_api_alias(get, "/embeddings", handler(self, &get_empty_list));
-  r.add_with_api_alias(get, "/extensions", handler(self, &get_empty_list));
   r.add_with_api_alias(get, "/view", handler(self, &get_view));
   r.add_with_api_alias(post, "/upload/image", handler(self, &upload_image));
   r.add(get, "/", handler(self, &get_root));
