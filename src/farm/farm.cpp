@@ -654,6 +654,9 @@ void Farm::State::send_to_client(const std::string& client_id,
     c.session->send_shared(frame, binary);
   };
   if (client_id.empty()) {
+    // A prompt without a client_id: like ComfyUI, every socket gets its progress_state
+    // snapshots and previews, and nobody its other events.
+    if (!binary && frame->find("\"type\": \"progress_state\"") == std::string::npos) return;
     for (auto& [sid, id] : by_sid) {
       if (const auto it = sockets.find(id); it != sockets.end()) deliver(it->second);
     }

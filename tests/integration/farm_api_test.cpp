@@ -1016,5 +1016,30 @@ TEST(FarmFront, RoutesTheFarmLacksAreAnsweredByABackend) {
   EXPECT_NE(fallback->body.find("comfyfarm"), std::string::npos) << fallback->body;
 }
 
+// A prompt without a client_id: as on ComfyUI, every socket gets its progress_state snapshots,
+// and nobody its other events (execution_start, executed, execution_success...).
+TEST(FarmFront, PromptWithoutClientIdBroadcastsOnlyProgressState) {
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, http] = rig.parts();
+  ASSERT_TRUE(wait_up(http, {"gpu"}));
+  auto ws = SimWs::connect(io, farm.ws_url("observer"));
+  ASSERT_TRUE(ws);
+  ASSERT_TRUE(ws->read_json(10s));  // the greeting status
+  const auto id = submit(http, txt2img(1), "");  // no client_id
+  ASSERT_FALSE(id.empty());
+  const auto ended = wait_jobs_ended(http, {id});
+  ASSERT_EQ(str(ended.at(id), "state"), "succeeded");
+  std::vector<std::string> types;
+  while (auto m = ws->read_json(500ms)) {
+    const auto& data = m->at("data");
+    if (data.is_object() && data.as_object().contains("prompt_id") && str(data, "prompt_id") == id) {
+      types.push_back(str(*m, "type"));
+    }
+  }
+  ASSERT_FALSE(types.empty()) << "the observer got nothing of the prompt";
+  for (const auto& t : types) EXPECT_EQ(t, "progress_state");
+}
+
 }  // namespace
 }  // namespace comfyfarm::test
