@@ -1,6 +1,7 @@
 // `comfyfarm serve`: the farm. ComfyUI's API in front of many ComfyUI servers, with a durable
 // queue, placement, retries and crash recovery (src/farm/, docs/api.md).
 #include "command.hpp"
+#include "run_until_signalled.hpp"
 
 #include "comfy/json_util.hpp"
 #include "farm/farm.hpp"
@@ -413,45 +414,25 @@ int run_serve(const ServeFlags& flags) {
   }
   std::unique_ptr<farm::Farm> service = std::move(*created);
 
-  std::promise<void> stopped;
-  auto stopped_future = stopped.get_future();
-  std::atomic<bool> finished{false};
-  std::atomic<int> signals{0};
-  auto finish = [&finished, &stopped] {
-    if (!finished.exchange(true)) stopped.set_value();
-  };
-  int exit_code = 0;
-  {
-    net::ShutdownSignals shutdown(io.executor(), [&](int signo) {
-      if (signals.fetch_add(1) == 0) {
-        spdlog::info("farm: signal {}: no new work; running jobs get {} ms to finish", signo,
-                     s.farm.grace.count());
-        service->stop(s.farm.grace, finish);
-      } else {
-        spdlog::warn("farm: signal {} again: stopping now", signo);
-        finish();
-      }
-    });
-    service->start();
+  ServerHooks hooks;
+  hooks.name = "farm";
+  hooks.stopping_message =
+      "no new work; running jobs get " + std::to_string(s.farm.grace.count()) + " ms to finish";
+  hooks.start = [&] { service->start(); };
+  hooks.address = [&] { return service->local_address(); };
+  hooks.ready_fields = [&] { return service->ready_fields(); };
+  hooks.stop = [&](std::function<void()> done) { service->stop(s.farm.grace, std::move(done)); };
+  hooks.announce = [&] {
     const auto address = service->local_address();
-    auto ready = flags.ready_file.empty()
-                     ? Result<void>()
-                     : net::write_ready_file(flags.ready_file, address, service->ready_fields());
-    if (!ready) {
-      std::cerr << "comfyfarm: error: " << one_line(ready.error().message) << "\n";
-      exit_code = 1;
-    } else {
-      std::cout << "comfyfarm serve: a farm of " << s.farm.backends.size() << " backend"
-                << (s.farm.backends.size() == 1 ? "" : "s") << (s.sim > 0 ? " (simulated)" : "")
-                << ", data in " << s.farm.data_dir.string() << "\n"
-                << "Point a ComfyUI client at:  http://" << address << "   (ws://" << address
-                << "/ws)\n"
-                << "Farm API:                   http://" << address << "/api/farm/jobs, /api/farm/backends\n"
-                << "Ctrl-C stops (running jobs get " << s.farm.grace.count() / 1000 << " s to finish)."
-                << std::endl;
-      stopped_future.wait();
-    }
-  }
+    std::cout << "comfyfarm serve: a farm of " << s.farm.backends.size() << " backend"
+              << (s.farm.backends.size() == 1 ? "" : "s") << (s.sim > 0 ? " (simulated)" : "")
+              << ", data in " << s.farm.data_dir.string() << "\n"
+              << "Point a ComfyUI client at:  http://" << address << "   (ws://" << address << "/ws)\n"
+              << "Farm API:                   http://" << address << "/api/farm/jobs, /api/farm/backends\n"
+              << "Ctrl-C stops (running jobs get " << s.farm.grace.count() / 1000 << " s to finish)."
+              << std::endl;
+  };
+  const int exit_code = run_until_signalled(io, flags.ready_file, hooks);
   if (!sims.empty()) {
     std::promise<void> sims_stopped;
     auto left = std::make_shared<std::atomic<std::size_t>>(sims.size());

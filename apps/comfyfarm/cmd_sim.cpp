@@ -1,5 +1,6 @@
 // `comfyfarm sim`: simulated ComfyUI servers (a GPU farm on a laptop) with fault injection.
 #include "command.hpp"
+#include "run_until_signalled.hpp"
 
 #include "net/io_runtime.hpp"
 #include "net/listen_address.hpp"
@@ -103,43 +104,20 @@ int run_sim(const SimFlags& flags) {
   }
   std::unique_ptr<sim::SimHost> host = std::move(*created);
 
-  std::promise<void> stopped;
-  auto stopped_future = stopped.get_future();
-  std::atomic<bool> finished{false};
-  std::atomic<int> signals{0};
-  auto finish = [&finished, &stopped] {
-    if (!finished.exchange(true)) stopped.set_value();
-  };
-  int exit_code = 0;
-  {
-    // Installed before the ready file exists, so that a SIGTERM sent as soon as it appears
-    // stops the servers gracefully.
-    net::ShutdownSignals shutdown(io.executor(), [&](int signo) {
-      if (signals.fetch_add(1) == 0) {
-        spdlog::info("sim: signal {}: stopping", signo);
-        host->stop(std::chrono::seconds(2), finish);
-      } else {
-        spdlog::warn("sim: signal {} again: stopping now", signo);
-        finish();
-      }
-    });
-    host->start();
+  ServerHooks hooks;
+  hooks.name = "sim";
+  hooks.start = [&] { host->start(); };
+  hooks.address = [&] { return host->addresses().front(); };
+  hooks.ready_fields = [&] { return host->ready_fields(); };
+  hooks.stop = [&](std::function<void()> done) { host->stop(std::chrono::seconds(2), std::move(done)); };
+  hooks.announce = [&] {
     const auto addresses = host->addresses();
-    auto ready = flags.ready_file.empty()
-                     ? Result<void>()
-                     : net::write_ready_file(flags.ready_file, addresses.front(),
-                                             host->ready_fields());
-    if (!ready) {
-      std::cerr << "comfyfarm: error: " << one_line(ready.error().message) << "\n";
-      exit_code = 1;
-    } else {
-      std::cout << "comfyfarm sim: " << addresses.size() << " simulated ComfyUI server"
-                << (addresses.size() == 1 ? "" : "s") << " ready. Point a ComfyUI client at:\n";
-      for (const auto& a : addresses) std::cout << "  http://" << a << "   (ws://" << a << "/ws)\n";
-      std::cout << "Ctrl-C stops." << std::endl;
-      stopped_future.wait();
-    }
-  }
+    std::cout << "comfyfarm sim: " << addresses.size() << " simulated ComfyUI server"
+              << (addresses.size() == 1 ? "" : "s") << " ready. Point a ComfyUI client at:\n";
+    for (const auto& a : addresses) std::cout << "  http://" << a << "   (ws://" << a << "/ws)\n";
+    std::cout << "Ctrl-C stops." << std::endl;
+  };
+  const int exit_code = run_until_signalled(io, flags.ready_file, hooks);
   io.stop();
   io.join();
   host.reset();

@@ -1,4 +1,5 @@
 #include "loadtest/results.hpp"
+#include "core/csv.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -62,18 +63,7 @@ json::object histogram_json(const LatencyHistogram& h) {
 
 // --- CSV ---------------------------------------------------------------------------------------
 
-void field(std::string& out, std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
-    out += s;
-    return;
-  }
-  out += '"';
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
+void field(std::string& out, std::string_view s) { append_csv_field(out, s); }
 
 void row(std::string& out, const std::vector<std::string>& cells) {
   bool first = true;

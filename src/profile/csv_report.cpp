@@ -1,4 +1,5 @@
 #include "profile/csv_report.hpp"
+#include "core/csv.hpp"
 
 #include "profile/profile_analysis.hpp"
 
@@ -11,18 +12,7 @@ namespace comfyfarm::profile {
 
 namespace {
 
-void field(std::string& out, std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
-    out += s;
-    return;
-  }
-  out += '"';
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
+void field(std::string& out, std::string_view s) { append_csv_field(out, s); }
 
 std::string ms3(Duration d) { return fmt::format("{:.3f}", to_ms(d)); }
 
