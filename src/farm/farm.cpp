@@ -1592,6 +1592,14 @@ asio::awaitable<void> reattach(std::shared_ptr<Farm::State> s, std::shared_ptr<J
 }  // namespace
 
 asio::awaitable<void> recover(std::shared_ptr<Farm::State> s) {
+  // GET /history shows what ended before this start too (ComfyUI's web UI lists it).
+  auto recent = [&s] { return s->store->recent_results(Farm::State::kMaxHistory); };
+  auto results = co_await net::run_blocking(s->pool, recent);
+  if (results) {
+    for (auto& [id, entry] : *results) s->remember_history(id, std::move(entry));
+  } else {
+    spdlog::warn("farm: cannot read the recent results: {}", results.error().message);
+  }
   auto load = [&s] { return s->store->unfinished_jobs(); };
   auto unfinished = co_await net::run_blocking(s->pool, load);
   if (!unfinished) {

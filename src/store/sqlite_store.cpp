@@ -913,6 +913,25 @@ Result<boost::json::value> SqliteStore::get_result(std::string_view id) {
   return impl_->sql_error("get result", rc);
 }
 
+Result<std::vector<std::pair<std::string, boost::json::value>>> SqliteStore::recent_results(
+    std::size_t limit) {
+  std::lock_guard lk(impl_->db_mu);
+  // The newest `limit` by the time the job last changed (when it ended), returned oldest first.
+  auto st = impl_->prepare(
+      "SELECT id, json FROM (SELECT j.id AS id, r.json AS json, j.updated_at AS at, j.seq AS seq "
+      "FROM job_results r JOIN jobs j ON j.id = r.job_id "
+      "WHERE j.state IN ('succeeded','failed','cancelled') "
+      "ORDER BY j.updated_at DESC, j.seq DESC LIMIT ?1) ORDER BY at, seq");
+  if (!st) return st.error();
+  Impl::Stmt s(*st);
+  s.i64(1, static_cast<std::int64_t>(limit));
+  std::vector<std::pair<std::string, boost::json::value>> out;
+  int rc = 0;
+  while ((rc = s.step()) == SQLITE_ROW) out.emplace_back(s.col_text(0), s.col_json(1));
+  if (rc != SQLITE_DONE) return impl_->sql_error("recent results", rc);
+  return out;
+}
+
 Result<void> SqliteStore::add_backend(const BackendRecord& b) {
   if (b.id.empty()) return fail(Errc::kInvalidArgument, "backend id is empty");
   std::lock_guard lk(impl_->db_mu);

@@ -11,6 +11,7 @@
 #include <future>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -96,6 +97,10 @@ class Store {
   [[nodiscard]] virtual Result<void> set_result(std::string_view id,
                                                 const boost::json::value& result) = 0;
   [[nodiscard]] virtual Result<boost::json::value> get_result(std::string_view id) = 0;  ///< kNotFound
+  /// The results of the `limit` jobs that ended last (succeeded, failed or cancelled), as
+  /// (job id, result), oldest first: what a restarted farm shows in GET /history.
+  [[nodiscard]] virtual Result<std::vector<std::pair<std::string, boost::json::value>>> recent_results(
+      std::size_t limit) = 0;
 
   // --- backends -------------------------------------------------------------------------------
   [[nodiscard]] virtual Result<void> add_backend(

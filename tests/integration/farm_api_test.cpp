@@ -1041,5 +1041,36 @@ TEST(FarmFront, PromptWithoutClientIdBroadcastsOnlyProgressState) {
   for (const auto& t : types) EXPECT_EQ(t, "progress_state");
 }
 
+// GET /history (the list, as ComfyUI's web UI reads it) still shows the jobs that ended before a
+// restart, in the order they ended.
+TEST(FarmFront, HistoryListSurvivesARestart) {
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01")));
+  auto [sim, farm, io, http] = rig.parts();
+  ASSERT_TRUE(wait_up(http, {"gpu"}));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(submit(http, txt2img(i)));
+    ASSERT_FALSE(ids.back().empty());
+    const auto ended = wait_jobs_ended(http, {ids.back()});  // one at a time: a known end order
+    ASSERT_EQ(str(ended.at(ids.back()), "state"), "succeeded");
+  }
+  farm.signal(SIGTERM);
+  ASSERT_TRUE(farm.wait_exit(30s));
+  ASSERT_TRUE(farm.restart());
+  SimHttp after(io, farm.url());
+  const auto list = after.get_json("/history");
+  ASSERT_TRUE(list.is_object());
+  std::vector<std::string> listed;
+  for (const auto& [id, entry] : list.as_object()) {
+    listed.emplace_back(id);
+    EXPECT_EQ(str(entry.at("status"), "status_str"), "success") << id;
+  }
+  EXPECT_EQ(listed, ids);
+  const auto last = after.get_json("/history?max_items=1");
+  ASSERT_EQ(last.as_object().size(), 1u);
+  EXPECT_TRUE(last.as_object().contains(ids.back()));
+}
+
 }  // namespace
 }  // namespace comfyfarm::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <array>
 #include <atomic>
 #include <boost/json/parse.hpp>
 #include <chrono>
@@ -296,6 +297,32 @@ TEST(Store, ResultIsKeptPerJob) {
   }
   auto s = open_ok(path);
   EXPECT_EQ(s->get_result("p")->at("status").at("status_str"), "success");
+}
+
+TEST(Store, RecentResultsAreTheLastEndedOldestFirst) {
+  TempDir dir;
+  auto s = open_ok(dir.path() / "farm.db");
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "r" + std::to_string(i);
+    ASSERT_TRUE(s->insert_job(make_job(id, i, 1000)));
+    if (i == 4) continue;  // still queued: not ended, not listed even with a result
+    // They end in the order r2, r0, r3, r1.
+    const std::int64_t ended = 2000 + std::array<int, 4>{2, 4, 1, 3}[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(s->set_result(id, json::object{{"n", i}}));
+    ASSERT_TRUE(s->transition(id, JobState::kQueued, i == 1 ? JobState::kFailed : JobState::kSucceeded, ended));
+  }
+  ASSERT_TRUE(s->set_result("r4", json::object{{"n", 4}}));
+  auto all = s->recent_results(10);
+  ASSERT_TRUE(all) << all.error().message;
+  std::vector<std::string> ids;
+  for (const auto& [id, v] : *all) ids.push_back(id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"r2", "r0", "r3", "r1"}));
+  EXPECT_EQ(all->front().second.at("n"), 2);
+  auto last2 = s->recent_results(2);
+  ASSERT_TRUE(last2);
+  ASSERT_EQ(last2->size(), 2u);
+  EXPECT_EQ((*last2)[0].first, "r3");
+  EXPECT_EQ((*last2)[1].first, "r1");
 }
 
 TEST(Store, VersionOneDatabaseIsMigrated) {
