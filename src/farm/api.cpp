@@ -767,13 +767,14 @@ asio::awaitable<Result<void>> Farm::State::retry_job(std::string id) {
   store::TransitionFields f;
   f.needs_regeneration = false;
   f.retry_count = rec->retry_count + 1;
+  // A regenerated job gets its full number of attempts again, counted on from the ones it used.
+  f.max_attempts = rec->attempts + rec->max_attempts;
   auto w = [&] { return store->transition(id, rec->state, JobState::kQueued, now, f); };
   if (auto r = co_await net::run_blocking(pool, w); !r) co_return r.error();
   auto job = job_from_record(*rec);
   job->state = JobState::kQueued;
   job->retry_count = rec->retry_count + 1;
-  // A regenerated job gets its full number of attempts again.
-  job->max_attempts = rec->attempts + rec->max_attempts;
+  job->max_attempts = *f.max_attempts;
   auto fn = [&] {
     history_index.erase(id);
     std::erase_if(history, [&](const auto& e) { return e.first == id; });

@@ -82,6 +82,7 @@ struct TransitionFields {
   std::optional<int> attempts;
   std::optional<int> retry_count;
   std::optional<std::int64_t> last_attempted_at;
+  std::optional<int> max_attempts;  ///< a regenerated job gets more attempts
 };
 
 struct TransitionRecord {

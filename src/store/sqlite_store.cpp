@@ -689,7 +689,8 @@ Result<void> SqliteStore::transition(std::string_view id, JobState from, JobStat
         " needs_regeneration = coalesce(?8, needs_regeneration),"
         " attempts = coalesce(?9, attempts),"
         " retry_count = coalesce(?10, retry_count),"
-        " last_attempted_at = coalesce(?11, last_attempted_at)"
+        " last_attempted_at = coalesce(?11, last_attempted_at),"
+        " max_attempts = coalesce(?12, max_attempts)"
         " WHERE id = ?1 AND state = ?2");
     if (!st) return st.error();
     Impl::Stmt s(*st);
@@ -705,6 +706,7 @@ Result<void> SqliteStore::transition(std::string_view id, JobState from, JobStat
     if (fields.attempts) s.i64(9, *fields.attempts);
     if (fields.retry_count) s.i64(10, *fields.retry_count);
     s.opt_i64(11, fields.last_attempted_at);
+    if (fields.max_attempts) s.i64(12, *fields.max_attempts);
     if (const int rc = s.step(); rc != SQLITE_DONE) return impl_->sql_error("transition", rc);
   }
   if (sqlite3_changes(impl_->db) == 0) {

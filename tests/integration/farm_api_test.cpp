@@ -381,6 +381,8 @@ TEST(FarmBatches, FailingPageIsCountedAndRegeneratedAfterTheFaultIsRemoved) {
   EXPECT_EQ(str(jobs[failing], "state"), "succeeded") << describe_attempts(jobs[failing]);
   EXPECT_FALSE(jobs[failing].at("needs_regeneration").as_bool());
   EXPECT_EQ(num(jobs[failing], "retry_count"), 1);
+  // Its one used attempt plus a full allowance again, recorded in the database.
+  EXPECT_EQ(num(jobs[failing], "max_attempts"), 1 + 3);
   EXPECT_EQ(outcomes(jobs[failing]), (std::vector<std::string>{"workflow_invalid", "succeeded"}));
   EXPECT_EQ(files_with_prefix({outs.path()}, "apiblur"), 1);
   batch = http.get_json("/api/farm/batches/book-1");

@@ -233,6 +233,17 @@ TEST(Store, TransitionIsCompareAndSet) {
   EXPECT_EQ((*t)[0].to, JobState::kDispatched);
   EXPECT_EQ((*t)[0].at, 1500);
   EXPECT_EQ((*t)[1].to, JobState::kFailed);
+
+  // Regenerating: back to queued with more attempts; fields not given keep their values.
+  TransitionFields again_fields;
+  again_fields.max_attempts = 6;
+  again_fields.needs_regeneration = false;
+  ASSERT_TRUE(s->transition("p", JobState::kFailed, JobState::kQueued, 1800, again_fields));
+  auto k = s->get_job("p");
+  EXPECT_EQ(k->max_attempts, 6);
+  EXPECT_FALSE(k->needs_regeneration);
+  EXPECT_EQ(k->retry_count, 2);
+  EXPECT_EQ(k->attempts, 1);
 }
 
 TEST(Store, RecordAttemptInsertsThenUpdates) {
