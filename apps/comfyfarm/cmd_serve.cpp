@@ -385,6 +385,7 @@ int run_serve(const ServeFlags& flags) {
       sim::SimHostOptions so;
       so.listen = net::ListenAddress{"127.0.0.1", 0};
       so.count = 1;
+      so.first_index = i;
       so.speed = s.sim_speeds[i % s.sim_speeds.size()];
       so.time_scale = s.sim_time_scale;
       so.seed = i;

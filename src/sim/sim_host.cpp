@@ -147,7 +147,7 @@ Result<std::unique_ptr<SimHost>> SimHost::create(boost::asio::io_context& contex
 
   for (std::size_t i = 0; i < options.count; ++i) {
     SimServerConfig config;
-    config.index = i;
+    config.index = options.first_index + i;
     config.listen = options.listen;
     if (options.listen.port != 0) {
       config.listen.port = static_cast<std::uint16_t>(options.listen.port + i);

@@ -43,6 +43,9 @@ struct SimHostOptions {
   /// The first server's address; with a non-zero port the others take the next ports.
   net::ListenAddress listen{"127.0.0.1", 8188};
   std::size_t count = 1;
+  /// Index of the first server (logs, /sim/faults "server"); `@I:` fault targets stay relative
+  /// to this host. A farm with one host per simulated backend numbers them across hosts.
+  std::size_t first_index = 0;
   std::string gpu_name = "NVIDIA GeForce RTX 4090";
   std::uint64_t vram_bytes = 24ULL << 30;
   std::optional<double> speed{};       ///< unset: the timing data's default
