@@ -56,6 +56,7 @@ struct ServeFlags {
   std::optional<double> probe_interval;
   std::optional<std::size_t> queue_capacity;
   std::optional<double> max_body_mb;
+  std::optional<double> catalog_refresh;
   std::optional<double> grace;
   std::optional<std::string> durability;
   std::optional<std::string> log_level;
@@ -236,6 +237,10 @@ Result<void> apply_setting(ServeSettings& s, std::string_view key, const json::v
     auto n = positive(1);
     if (!n) return n.error();
     s.farm.queue_capacity = static_cast<std::size_t>(*n);
+  } else if (key == "catalog_refresh") {
+    auto n = positive(0);
+    if (!n) return n.error();
+    s.farm.catalog_refresh = seconds_to_ms(*n);
   } else if (key == "max_body_mb") {
     auto n = positive(0.001);
     if (!n) return n.error();
@@ -340,6 +345,7 @@ Result<ServeSettings> resolve(const ServeFlags& f) {
       flag("queue_capacity", f.queue_capacity),
       flag("grace", f.grace),
       flag("max_body_mb", f.max_body_mb),
+      flag("catalog_refresh", f.catalog_refresh),
       flag("durability", f.durability),
       flag("log_level", f.log_level),
       flag("threads", f.threads),
@@ -507,6 +513,9 @@ CommandMain register_serve(CLI::App& root) {
                   "Seconds between health probes of each backend [default: 2]");
   cmd->add_option("--queue-capacity", flags->queue_capacity,
                   "Unfinished jobs the farm holds; more are refused with 429 [default: 100000]");
+  cmd->add_option("--catalog-refresh", flags->catalog_refresh,
+                  "Seconds between re-reads of each backend's /object_info (new models, input "
+                  "images, custom nodes); 0: only when it comes up [default: 60]");
   cmd->add_option("--max-body-mb", flags->max_body_mb,
                   "Largest request body in MiB (prompts, uploads); larger ones get 413 "
                   "[default: 100, ComfyUI's --max-upload-size]");

@@ -424,6 +424,7 @@ asio::awaitable<void> supervise(std::shared_ptr<Farm::State> s, std::shared_ptr<
         (void)s->sched.cache_cleared(b->sched_id);
         (void)s->sched.set_up(b->sched_id, true);
         b->object_info = std::make_shared<const comfy::ObjectInfo>(std::move(*info));
+        b->catalog_at = std::chrono::steady_clock::now();
         b->last_affinity.clear();
         b->uploaded.clear();  // a restarted backend may have lost its input folder
         const bool was_down = b->phase == BackendSlot::Phase::kDown;
@@ -450,6 +451,21 @@ asio::awaitable<void> supervise(std::shared_ptr<Farm::State> s, std::shared_ptr<
         b->last_error = h.last_error;
         (void)s->sched.set_up(b->sched_id, false);
         spdlog::warn("farm: backend {} is down: {}", b->id, h.last_error);
+      } else if (s->options.catalog_refresh.count() > 0 &&
+                 std::chrono::steady_clock::now() - b->catalog_at >= s->options.catalog_refresh) {
+        // Models, input images and custom nodes come and go on a live server: read its
+        // catalog again now and then (placement filters and validation follow).
+        b->catalog_at = std::chrono::steady_clock::now();
+        auto info = co_await b->link->object_info();
+        if (info && !b->removed && b->phase == BackendSlot::Phase::kUp && !(*info == *b->object_info)) {
+          auto offer = backend_offer(*info);
+          (void)s->sched.set_capabilities(b->sched_id, offer.class_types, offer.model_files);
+          b->object_info = std::make_shared<const comfy::ObjectInfo>(std::move(*info));
+          s->rebuild_catalog();
+          spdlog::info("farm: backend {}'s catalog changed ({} node classes, {} model files)", b->id,
+                       offer.class_types.size(), offer.model_files.size());
+          s->pump();
+        }
       }
     }
     co_await sleep_for(interval);

@@ -46,6 +46,9 @@ struct FarmOptions {
   std::chrono::milliseconds silence_timeout{std::chrono::seconds(600)};
   /// How often backends are probed, and how often a silent prompt is looked up on its backend.
   std::chrono::milliseconds probe_interval{std::chrono::seconds(2)};
+  /// How often each backend's /object_info is read again (new models, input images, custom
+  /// nodes); 0: only when it comes up.
+  std::chrono::milliseconds catalog_refresh{std::chrono::seconds(60)};
   /// Jobs waiting at once; more gets 429.
   std::size_t queue_capacity = 100'000;
   std::uint64_t max_body_bytes = 100ull * 1024 * 1024;

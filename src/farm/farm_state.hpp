@@ -57,6 +57,7 @@ struct BackendSlot {
   bool removed = false;
   std::int64_t added_at = 0;
   std::shared_ptr<const comfy::ObjectInfo> object_info;
+  std::chrono::steady_clock::time_point catalog_at{};  ///< when object_info was read
   std::optional<comfy::SystemStats> system_stats;
   std::int64_t system_stats_at = 0;
   std::set<std::string> uploaded;     ///< farm input files already sent to it

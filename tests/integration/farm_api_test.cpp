@@ -1074,5 +1074,39 @@ TEST(FarmFront, HistoryListSurvivesARestart) {
   EXPECT_TRUE(last.as_object().contains(ids.back()));
 }
 
+// A file that appears on a backend after it came up (here an input image uploaded to it
+// directly) becomes valid for the farm once its catalog is read again.
+TEST(FarmFront, ABackendsNewInputsAreValidAfterTheCatalogRefresh) {
+  FarmOnOneSim rig;
+  ASSERT_NO_FATAL_FAILURE(rig.start(kServe, sim_args("0.01"), "gpu", {"--catalog-refresh", "0.3"}));
+  auto [sim, farm, io, http] = rig.parts();
+  SimHttp direct(io, sim.url());
+  ASSERT_TRUE(wait_up(http, {"gpu"}));
+  const std::string name = "appeared-later.png";
+  json::object graph;
+  graph["1"] = json::object{{"class_type", "LoadImage"}, {"inputs", json::object{{"image", name}}}};
+  graph["2"] = json::object{{"class_type", "ImageInvert"}, {"inputs", json::object{{"image", json::array{"1", 0}}}}};
+  graph["3"] = json::object{{"class_type", "SaveImage"},
+                            {"inputs", json::object{{"filename_prefix", "refresh"}, {"images", json::array{"2", 0}}}}};
+  auto before = http.post("/prompt", prompt_body(graph, ""));
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->status, 400) << before->body;
+
+  auto [st, reply] = upload(direct, name, png_bytes("later"));  // to the backend, not the farm
+  ASSERT_EQ(st, 200) << reply;
+  int status = 0;
+  std::string id;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto r = http.post("/prompt", prompt_body(graph, ""));
+    ASSERT_TRUE(r);
+    status = r->status;
+    if (status == 200) id = str(parse(r->body), "prompt_id");
+  }
+  ASSERT_EQ(status, 200) << "the farm never learned of the backend's new input";
+  const auto done = wait_jobs_ended(http, {id});
+  EXPECT_EQ(str(done.at(id), "state"), "succeeded");
+}
+
 }  // namespace
 }  // namespace comfyfarm::test
