@@ -1,4 +1,5 @@
 #include "backend/backend_link.hpp"
+#include "core/random_id.hpp"
 
 #include "backend/multipart.hpp"
 #include "comfy/json_util.hpp"
@@ -41,15 +42,6 @@ namespace {
 
 constexpr auto kForever = std::chrono::hours(24);
 
-std::string random_hex(std::size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::random_device rd;
-  std::mt19937_64 gen(rd());
-  std::string out;
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) out += kHex[gen() & 0xF];
-  return out;
-}
 
 std::string url_encode(std::string_view s) {
   return boost::urls::encode(s, boost::urls::unreserved_chars);

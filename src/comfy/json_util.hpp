@@ -42,4 +42,7 @@ void append_python_float(std::string& out, double d);
 /// The kind of a JSON value as a short word for error messages ("object", "array", "string", ...).
 [[nodiscard]] std::string_view kind_name(const json::value& v) noexcept;
 
+/// Python's truthiness of a JSON value: null, false, 0, "", [] and {} are false.
+[[nodiscard]] bool python_truthy(const json::value& v) noexcept;
+
 }  // namespace comfyfarm::comfy

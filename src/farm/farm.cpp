@@ -82,13 +82,6 @@ json::value comfy_error_body(std::string_view type, std::string_view message,
 
 namespace {
 
-std::string random_hex(std::size_t n) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(n, '0');
-  for (auto& c : s) c = kHex[rng() & 15];
-  return s;
-}
 
 void log_exception(std::string_view what, std::exception_ptr e) {
   if (!e) return;
@@ -225,7 +218,6 @@ Result<void> Farm::State::open() {
   auto opened = store::Store::open(options.data_dir / "comfyfarm.db", so);
   if (!opened) return opened.error();
   store = std::move(*opened);
-  farm_instance = random_hex(12);
   return {};
 }
 
@@ -1608,31 +1600,15 @@ asio::awaitable<void> reattach(std::shared_ptr<Farm::State> s, std::shared_ptr<J
 }  // namespace
 
 asio::awaitable<void> recover(std::shared_ptr<Farm::State> s) {
-  // GET /history shows what ended before this start too (ComfyUI's web UI lists it).
-  auto recent = [&s] { return s->store->recent_results(Farm::State::kMaxHistory); };
-  auto results = co_await net::run_blocking(s->pool, recent);
-  if (results) {
-    for (auto& [id, entry] : *results) s->remember_history(id, std::move(entry));
-  } else {
-    spdlog::warn("farm: cannot read the recent results: {}", results.error().message);
-  }
   auto load = [&s] { return s->store->unfinished_jobs(); };
   auto unfinished = co_await net::run_blocking(s->pool, load);
   if (!unfinished) {
     spdlog::error("farm: cannot read unfinished jobs: {}", unfinished.error().message);
     co_return;
   }
-  auto max_number = [&s] {
-    store::JobFilter f;
-    f.limit = 1;
-    return s->store->list_jobs(f);
-  };
-  (void)max_number;
-  std::int64_t top = 0;
   std::size_t queued = 0;
   std::size_t attached = 0;
   for (const auto& rec : *unfinished) {
-    top = std::max(top, rec.number);
     auto job = job_from_record(rec);
     if (rec.state == JobState::kQueued) {
       if (auto r = s->enqueue(job, now_ms()); !r) {
@@ -1645,7 +1621,6 @@ asio::awaitable<void> recover(std::shared_ptr<Farm::State> s) {
                      [id = rec.id](std::exception_ptr e) { log_exception("re-attaching " + id, e); });
     }
   }
-  if (s->next_number.load() <= top) s->next_number = top + 1;
   if (!unfinished->empty()) {
     spdlog::info("farm: recovered {} queued job(s); re-attaching {} that were on backends", queued,
                  attached);
@@ -1661,23 +1636,14 @@ Result<std::unique_ptr<Farm>> Farm::create(asio::io_context& context, FarmOption
   if (options.retry_backoff_ms.empty()) options.retry_backoff_ms = {0};
   auto st = std::make_shared<State>(context, std::move(options));
   if (auto r = st->open(); !r) return r.error();
-  // The numbers of new prompts continue after the highest one stored.
-  {
-    store::JobFilter f;
-    f.limit = 1'000'000;
-    std::int64_t top = -1;
-    std::int64_t after = 0;
-    for (;;) {
-      f.after_seq = after;
-      f.limit = 10'000;
-      auto page = st->store->list_jobs(f);
-      if (!page) break;
-      for (const auto& j : page->jobs) top = std::max(top, j.number);
-      if (!page->next_after_seq) break;
-      after = *page->next_after_seq;
-    }
-    st->next_number = top + 1;
-  }
+  // Before anything is served: the numbers of new prompts continue after the highest one
+  // stored, and GET /history lists what ended before this start (ComfyUI's web UI reads it).
+  auto top = st->store->max_number();
+  if (!top) return top.error();
+  st->next_number = *top + 1;
+  auto recent = st->store->recent_results(State::kMaxHistory);
+  if (!recent) return recent.error();
+  for (auto& [id, entry] : *recent) st->remember_history(id, std::move(entry));
   auto router = std::make_shared<net::Router>();
   st->add_front_routes(*router);
   st->add_api_routes(*router);

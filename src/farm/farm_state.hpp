@@ -126,7 +126,6 @@ struct Farm::State : std::enable_shared_from_this<Farm::State> {
   std::unique_ptr<store::Store> store;
   scheduler::Scheduler sched;
   std::unique_ptr<net::HttpServer> http;
-  std::string farm_instance;  ///< random, names the farm's sockets on backends
 
   // Backends.
   std::map<std::string, std::shared_ptr<BackendSlot>> backends;

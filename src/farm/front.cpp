@@ -1,6 +1,7 @@
 // The ComfyUI-compatible front: the same paths, bodies, status codes and /api aliases as
 // ComfyUI, answered for the whole farm, and /ws with every event of a client's prompts.
 #include "comfy/json_util.hpp"
+#include "core/random_id.hpp"
 #include "comfy/workflow.hpp"
 #include "farm/farm_state.hpp"
 #include "net/multipart_parser.hpp"
@@ -32,29 +33,8 @@ net::Response json_reply(const json::value& v, int status = 200) {
 
 net::Response refusal_reply(const Farm::State::Refusal& r) { return json_reply(r.body, r.status); }
 
-bool truthy(const json::value& v) {
-  if (v.is_bool()) return v.get_bool();
-  if (v.is_int64()) return v.get_int64() != 0;
-  if (v.is_uint64()) return v.get_uint64() != 0;
-  if (v.is_double()) return v.get_double() != 0.0;
-  if (v.is_string()) return !v.get_string().empty();
-  if (v.is_array()) return !v.get_array().empty();
-  if (v.is_object()) return !v.get_object().empty();
-  return false;
-}
+bool truthy(const json::value& v) { return comfy::python_truthy(v); }
 
-std::string uuid4() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  const std::uint64_t a = rng();
-  const std::uint64_t b = rng();
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx",
-                static_cast<unsigned>(a >> 32), static_cast<unsigned>((a >> 16) & 0xffff),
-                static_cast<unsigned>(a & 0x0fff),
-                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
-                static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
-}
 
 /// Awaits the store's group commit of one job.
 template <class Token>

@@ -1,4 +1,5 @@
 #include "loadtest/runner.hpp"
+#include "core/random_id.hpp"
 
 #include "comfy/json_util.hpp"
 #include "net/http_client.hpp"
@@ -34,16 +35,6 @@ std::int64_t epoch_ms() {
       .count();
 }
 
-std::string uuid4(std::mt19937_64& rng) {
-  const std::uint64_t a = rng();
-  const std::uint64_t b = rng();
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0x0fff),
-                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
-                static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
-}
 
 const json::object* data_of(const json::object& msg) {
   const auto* d = msg.if_contains("data");

@@ -1,4 +1,5 @@
 #include "sim/sim_server.hpp"
+#include "core/random_id.hpp"
 
 #include "comfy/bodies.hpp"
 #include "comfy/json_util.hpp"
@@ -69,28 +70,7 @@ net::Response python_500() {
 
 net::Response empty_200() { return net::Response::empty(200); }
 
-/// Python truthiness of a JSON value.
-bool truthy(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return false;
-    case json::kind::bool_:
-      return v.get_bool();
-    case json::kind::int64:
-      return v.get_int64() != 0;
-    case json::kind::uint64:
-      return v.get_uint64() != 0;
-    case json::kind::double_:
-      return v.get_double() != 0.0;
-    case json::kind::string:
-      return !v.get_string().empty();
-    case json::kind::array:
-      return !v.get_array().empty();
-    case json::kind::object:
-      return !v.get_object().empty();
-  }
-  return false;
-}
+bool truthy(const json::value& v) { return comfy::python_truthy(v); }
 
 /// Python's str() of a JSON value, as ComfyUI applies it to a client's prompt_id.
 std::string python_str(const json::value& v) {
@@ -132,26 +112,6 @@ std::optional<std::int64_t> python_int(std::string_view s) {
   const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
   return v;
-}
-
-std::string random_hex(std::mt19937_64& rng, std::size_t digits) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(digits);
-  while (out.size() < digits) {
-    std::uint64_t x = rng();
-    for (int i = 0; i < 16 && out.size() < digits; ++i, x >>= 4) out += kHex[x & 0xF];
-  }
-  return out;
-}
-
-/// uuid.uuid4() as str(): 8-4-4-4-12 hex digits, version 4, variant 10.
-std::string uuid4(std::mt19937_64& rng) {
-  std::string h = random_hex(rng, 32);
-  h[12] = '4';
-  h[16] = "89ab"[rng() & 3];
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
 }
 
 std::int64_t now_ms() {

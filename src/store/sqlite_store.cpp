@@ -915,6 +915,15 @@ Result<boost::json::value> SqliteStore::get_result(std::string_view id) {
   return impl_->sql_error("get result", rc);
 }
 
+Result<std::int64_t> SqliteStore::max_number() {
+  std::lock_guard lk(impl_->db_mu);
+  auto st = impl_->prepare("SELECT coalesce(max(number), -1) FROM jobs");
+  if (!st) return st.error();
+  Impl::Stmt s(*st);
+  if (const int rc = s.step(); rc != SQLITE_ROW) return impl_->sql_error("max number", rc);
+  return s.col_i64(0);
+}
+
 Result<std::vector<std::pair<std::string, boost::json::value>>> SqliteStore::recent_results(
     std::size_t limit) {
   std::lock_guard lk(impl_->db_mu);

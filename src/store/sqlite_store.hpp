@@ -34,6 +34,7 @@ class SqliteStore final : public Store {
   Result<void> set_result(std::string_view id, const boost::json::value& result) override;
   Result<boost::json::value> get_result(std::string_view id) override;
   Result<std::vector<std::pair<std::string, boost::json::value>>> recent_results(std::size_t limit) override;
+  Result<std::int64_t> max_number() override;
   Result<void> add_backend(const BackendRecord& backend) override;
   Result<void> update_backend(const BackendRecord& backend) override;
   Result<BackendRecord> get_backend(std::string_view id) override;

@@ -97,6 +97,8 @@ class Store {
   [[nodiscard]] virtual Result<void> set_result(std::string_view id,
                                                 const boost::json::value& result) = 0;
   [[nodiscard]] virtual Result<boost::json::value> get_result(std::string_view id) = 0;  ///< kNotFound
+  /// The highest `number` of any job, -1 when there is none.
+  [[nodiscard]] virtual Result<std::int64_t> max_number() = 0;
   /// The results of the `limit` jobs that ended last (succeeded, failed or cancelled), as
   /// (job id, result), oldest first: what a restarted farm shows in GET /history.
   [[nodiscard]] virtual Result<std::vector<std::pair<std::string, boost::json::value>>> recent_results(

@@ -310,6 +310,18 @@ TEST(Store, ResultIsKeptPerJob) {
   EXPECT_EQ(s->get_result("p")->at("status").at("status_str"), "success");
 }
 
+TEST(Store, MaxNumberIsTheHighestOrMinusOne) {
+  TempDir dir;
+  auto s = open_ok(dir.path() / "farm.db");
+  EXPECT_EQ(*s->max_number(), -1);
+  for (const auto& [id, n] : {std::pair{"a", 3}, std::pair{"b", 7}, std::pair{"c", -2}}) {
+    auto j = make_job(id);
+    j.number = n;
+    ASSERT_TRUE(s->insert_job(j));
+  }
+  EXPECT_EQ(*s->max_number(), 7);
+}
+
 TEST(Store, RecentResultsAreTheLastEndedOldestFirst) {
   TempDir dir;
   auto s = open_ok(dir.path() / "farm.db");
