@@ -147,6 +147,15 @@ AttemptOutcome failed(FailureClass cls, std::string_view message, json::value de
   return out;
 }
 
+/// A node's error as a failed attempt: its class, message and where it happened.
+AttemptOutcome failed_from(const comfy::ExecutionError& error) {
+  json::object detail;
+  detail["node_id"] = error.node_id;
+  detail["node_type"] = error.node_type;
+  detail["exception_type"] = error.exception_type;
+  return failed(classify_execution_error(error), error.exception_message, std::move(detail));
+}
+
 bool queue_has(const std::vector<comfy::QueueItem>& items, const std::string& id) {
   return std::any_of(items.begin(), items.end(),
                      [&](const comfy::QueueItem& q) { return q.prompt_id == id; });
@@ -170,12 +179,7 @@ AttemptOutcome outcome_from_history(comfy::HistoryEntry entry) {
   } else if (interrupted) {
     out.kind = AttemptOutcome::Kind::kCancelled;
   } else if (error) {
-    const auto cls = classify_execution_error(*error);
-    json::object detail;
-    detail["node_id"] = error->node_id;
-    detail["node_type"] = error->node_type;
-    detail["exception_type"] = error->exception_type;
-    out = failed(cls, error->exception_message, std::move(detail));
+    out = failed_from(*error);
   } else {
     out = failed(FailureClass::kTransient, "the backend recorded the prompt as failed");
   }
@@ -1063,15 +1067,10 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
         continue;
       }
       terminal = true;
-      const auto cls = classify_execution_error(*err);
-      json::object detail;
-      detail["node_id"] = err->node_id;
-      detail["node_type"] = err->node_type;
-      detail["exception_type"] = err->exception_type;
       auto held = std::move(out.held);
       auto executed = std::move(out.executed);
       const auto started_at = out.started_at;
-      out = failed(cls, err->exception_message, std::move(detail));
+      out = failed_from(*err);
       out.held = std::move(held);
       out.executed = std::move(executed);
       out.started_at = started_at;

@@ -134,6 +134,14 @@ std::string backend_of(const Shared& sh, const json::value& ui) {
   return sh.farm_backends.contains(head) ? head : std::string();
 }
 
+/// The error class of a node's exception type: the farm's own classes ("comfyfarm.oom" -> "oom"),
+/// out of memory, or any other node error.
+std::string error_class_of(const std::string& exception_type) {
+  if (exception_type.rfind("comfyfarm.", 0) == 0) return exception_type.substr(10);
+  if (exception_type.find("OutOfMemory") != std::string::npos) return "oom";
+  return "execution_error";
+}
+
 /// The "type" of a message without parsing it all: ComfyUI writes {"type": "...", "data": ...}.
 std::string_view peek_type(std::string_view text) {
   const auto k = text.find("\"type\"");
@@ -185,13 +193,7 @@ void on_message(Shared& sh, const std::string& text) {
     finish(t, JobResult::Outcome::kSucceeded, "", "");
   } else if (type == "execution_error") {
     const std::string etype = str_of(*data, "exception_type");
-    std::string cls = "execution_error";
-    if (etype.rfind("comfyfarm.", 0) == 0) {
-      cls = etype.substr(10);
-    } else if (etype.find("OutOfMemory") != std::string::npos) {
-      cls = "oom";
-    }
-    finish(t, JobResult::Outcome::kFailed, cls,
+    finish(t, JobResult::Outcome::kFailed, error_class_of(etype),
            etype + ": " + str_of(*data, "exception_message") + " (node " + str_of(*data, "node_id") + ")");
   } else if (type == "execution_interrupted") {
     finish(t, JobResult::Outcome::kFailed, "interrupted", "interrupted at node " + str_of(*data, "node_id"));
@@ -230,8 +232,7 @@ void from_history(Shared& sh, Tracker& t, const json::object& entry) {
         }
         if (name == "execution_error") {
           const std::string etype = str_of(d, "exception_type");
-          if (etype.rfind("comfyfarm.", 0) == 0) cls = etype.substr(10);
-          if (etype.find("OutOfMemory") != std::string::npos) cls = "oom";
+          cls = error_class_of(etype);
           error = etype + ": " + str_of(d, "exception_message");
         }
         if (name == "execution_interrupted") {

@@ -519,6 +519,35 @@ struct SqliteStore::Impl {
     return {};
   }
 
+  // One JSON document per job (profiles, results). `sql` must be a literal: the statement
+  // cache is keyed by its text.
+  Result<void> put_job_json(std::string_view sql, std::string_view what, std::string_view id,
+                            const boost::json::value& v) {
+    std::lock_guard lk(db_mu);
+    if (auto r = require_job(id); !r) return r;
+    auto st = prepare(sql);
+    if (!st) return st.error();
+    Stmt s(*st);
+    const std::string text = boost::json::serialize(v);
+    s.text(1, id);
+    s.text(2, text);
+    if (const int rc = s.step(); rc != SQLITE_DONE) return sql_error("set " + std::string(what), rc);
+    return {};
+  }
+
+  Result<boost::json::value> get_job_json(std::string_view sql, std::string_view what, std::string_view id) {
+    std::lock_guard lk(db_mu);
+    auto st = prepare(sql);
+    if (!st) return st.error();
+    Stmt s(*st);
+    s.text(1, id);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return s.col_json(0);
+    if (rc == SQLITE_DONE) return fail(Errc::kNotFound, "no " + std::string(what) + " for job " + std::string(id));
+    return sql_error("get " + std::string(what), rc);
+  }
+
+
   // --- group commit -------------------------------------------------------------------------
 
   void run_committer() {
@@ -862,57 +891,25 @@ Result<std::vector<OutputRecord>> SqliteStore::outputs(std::string_view id) {
 }
 
 Result<void> SqliteStore::set_profile(std::string_view id, const boost::json::value& profile) {
-  std::lock_guard lk(impl_->db_mu);
-  if (auto r = impl_->require_job(id); !r) return r;
-  auto st = impl_->prepare(
+  return impl_->put_job_json(
       "INSERT INTO profiles(job_id, json) VALUES (?1, ?2) "
-      "ON CONFLICT(job_id) DO UPDATE SET json = excluded.json");
-  if (!st) return st.error();
-  Impl::Stmt s(*st);
-  const std::string text = boost::json::serialize(profile);
-  s.text(1, id);
-  s.text(2, text);
-  if (const int rc = s.step(); rc != SQLITE_DONE) return impl_->sql_error("set profile", rc);
-  return {};
+      "ON CONFLICT(job_id) DO UPDATE SET json = excluded.json",
+      "profile", id, profile);
 }
 
 Result<boost::json::value> SqliteStore::get_profile(std::string_view id) {
-  std::lock_guard lk(impl_->db_mu);
-  auto st = impl_->prepare("SELECT json FROM profiles WHERE job_id = ?1");
-  if (!st) return st.error();
-  Impl::Stmt s(*st);
-  s.text(1, id);
-  const int rc = s.step();
-  if (rc == SQLITE_ROW) return s.col_json(0);
-  if (rc == SQLITE_DONE) return fail(Errc::kNotFound, "no profile for job " + std::string(id));
-  return impl_->sql_error("get profile", rc);
+  return impl_->get_job_json("SELECT json FROM profiles WHERE job_id = ?1", "profile", id);
 }
 
 Result<void> SqliteStore::set_result(std::string_view id, const boost::json::value& result) {
-  std::lock_guard lk(impl_->db_mu);
-  if (auto r = impl_->require_job(id); !r) return r;
-  auto st = impl_->prepare(
+  return impl_->put_job_json(
       "INSERT INTO job_results(job_id, json) VALUES (?1, ?2) "
-      "ON CONFLICT(job_id) DO UPDATE SET json = excluded.json");
-  if (!st) return st.error();
-  Impl::Stmt s(*st);
-  const std::string text = boost::json::serialize(result);
-  s.text(1, id);
-  s.text(2, text);
-  if (const int rc = s.step(); rc != SQLITE_DONE) return impl_->sql_error("set result", rc);
-  return {};
+      "ON CONFLICT(job_id) DO UPDATE SET json = excluded.json",
+      "result", id, result);
 }
 
 Result<boost::json::value> SqliteStore::get_result(std::string_view id) {
-  std::lock_guard lk(impl_->db_mu);
-  auto st = impl_->prepare("SELECT json FROM job_results WHERE job_id = ?1");
-  if (!st) return st.error();
-  Impl::Stmt s(*st);
-  s.text(1, id);
-  const int rc = s.step();
-  if (rc == SQLITE_ROW) return s.col_json(0);
-  if (rc == SQLITE_DONE) return fail(Errc::kNotFound, "no result for job " + std::string(id));
-  return impl_->sql_error("get result", rc);
+  return impl_->get_job_json("SELECT json FROM job_results WHERE job_id = ?1", "result", id);
 }
 
 Result<std::int64_t> SqliteStore::max_number() {

@@ -66,15 +66,20 @@ TEST(WorkflowNeeds, BrokenGraphIsInvalidArgument) {
 }
 
 TEST(BackendOffer, ModelFilesComeFromComboChoices) {
-  const auto offer = backend_offer(object_info());
-  EXPECT_FALSE(offer.class_types.empty());
-  EXPECT_TRUE(std::is_sorted(offer.class_types.begin(), offer.class_types.end()));
-  // Sampler names are combos too, but not files.
-  EXPECT_EQ(std::find(offer.model_files.begin(), offer.model_files.end(), "euler"),
-            offer.model_files.end());
-  for (const auto& m : offer.model_files) {
-    EXPECT_NE(m.find('.'), std::string::npos) << m;
+  // A backend's catalog: the simulator's classes with the checkpoint combo filled in, as a
+  // server fills it from its models folder (the built-in data leaves it empty).
+  auto info = object_info();
+  for (auto& cls : info.classes) {
+    if (cls.class_type != "CheckpointLoaderSimple") continue;
+    for (auto& in : *cls.required) {
+      if (in.name == "ckpt_name") std::get<json::array>(in.type) = json::array{"a.safetensors", "b.ckpt"};
+    }
   }
+  const auto offer = backend_offer(info);
+  EXPECT_EQ(offer.class_types.size(), info.classes.size());
+  EXPECT_TRUE(std::is_sorted(offer.class_types.begin(), offer.class_types.end()));
+  // The checkpoints are listed; other combos (sampler names, "euler") are not files.
+  EXPECT_EQ(offer.model_files, (std::vector<std::string>{"a.safetensors", "b.ckpt"}));
 }
 
 TEST(MergeObjectInfo, UnionOfClassesAndComboChoices) {
