@@ -788,4 +788,18 @@ std::optional<std::string_view> prompt_id_of(const BinaryEvent& event) noexcept 
   return std::nullopt;
 }
 
+std::optional<ClientHello> parse_client_hello(std::string_view text) {
+  auto parsed = parse_json(text);
+  if (!parsed || !parsed->is_object()) return std::nullopt;
+  ClientHello hello;
+  const auto& obj = parsed->get_object();
+  const auto* type = obj.if_contains("type");
+  hello.feature_flags = type != nullptr && type->is_string() && type->get_string() == "feature_flags";
+  if (const auto* data = obj.if_contains("data"); hello.feature_flags && data != nullptr && data->is_object()) {
+    const auto* flag = data->get_object().if_contains("supports_preview_metadata");
+    hello.preview_metadata = flag != nullptr && flag->is_bool() && flag->get_bool();
+  }
+  return hello;
+}
+
 }  // namespace comfyfarm::comfy

@@ -238,6 +238,15 @@ enum class BinaryEventType : std::uint32_t {
   kPreviewImageWithMetadata = 4, ///< u32 M, M bytes JSON metadata, image bytes
 };
 
+/// What a client's first text frame that is a JSON object says (ComfyUI reads only that one):
+/// whether it was a feature_flags message, and the supports_preview_metadata flag it carried.
+struct ClientHello {
+  bool feature_flags = false;
+  bool preview_metadata = false;
+};
+/// nullopt when `text` is not a JSON object: the server keeps waiting for one.
+[[nodiscard]] std::optional<ClientHello> parse_client_hello(std::string_view text);
+
 /// Image format of a type-1 frame. Other values are kept as they are.
 enum class ImageFormat : std::uint32_t { kJpeg = 1, kPng = 2 };
 

@@ -94,6 +94,20 @@ void log_exception(std::string_view what, std::exception_ptr e) {
   }
 }
 
+/// Takes prompts off a backend: out of its queue, and interrupted where one already runs, so
+/// that they do not render there while they run elsewhere (or were cancelled).
+asio::awaitable<void> take_off(std::shared_ptr<backend::BackendLink> link, std::vector<std::string> prompts) {
+  if (prompts.empty()) co_return;
+  (void)co_await link->delete_queued(prompts);
+  for (const auto& id : prompts) (void)co_await link->interrupt(id);
+}
+
+asio::awaitable<void> take_off_and_close(std::shared_ptr<backend::BackendLink> link,
+                                         std::vector<std::string> prompts) {
+  co_await take_off(link, std::move(prompts));
+  link->stop();
+}
+
 /// Sleeps on the caller's executor.
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor);
@@ -339,16 +353,8 @@ void Farm::State::remove_backend(const std::shared_ptr<BackendSlot>& b) {
   // Its prompts are taken out of its queue and interrupted before the link closes (the
   // attempts then see kCancelled and requeue their jobs elsewhere): nothing renders twice.
   std::vector<std::string> ids(b->current_jobs.begin(), b->current_jobs.end());
-  asio::co_spawn(
-      strand,
-      [](std::shared_ptr<BackendSlot> slot, std::vector<std::string> prompts) -> asio::awaitable<void> {
-        if (!prompts.empty()) {
-          (void)co_await slot->link->delete_queued(prompts);
-          for (const auto& id : prompts) (void)co_await slot->link->interrupt(id);
-        }
-        slot->link->stop();
-      }(b, std::move(ids)),
-      [](std::exception_ptr e) { log_exception("removing a backend", e); });
+  asio::co_spawn(strand, take_off_and_close(b->link, std::move(ids)),
+                 [](std::exception_ptr e) { log_exception("removing a backend", e); });
   spdlog::info("farm: backend {} removed", b->id);
 }
 
@@ -626,15 +632,9 @@ Result<void> Farm::State::cancel_job(const std::string& id) {
   }
   // On a backend: interrupt it there (or take it out of the backend's queue).
   if (const auto bt = backends.find(job->backend); bt != backends.end()) {
-    auto link = bt->second->link;
-    asio::co_spawn(
-        strand,
-        [](std::shared_ptr<backend::BackendLink> l, std::string pid) -> asio::awaitable<void> {
-          std::vector<std::string> ids{pid};
-          (void)co_await l->delete_queued(std::move(ids));
-          (void)co_await l->interrupt(pid);
-        }(link, job->id),
-        [](std::exception_ptr e) { log_exception("interrupt", e); });
+    std::vector<std::string> ids{job->id};
+    asio::co_spawn(strand, take_off(bt->second->link, std::move(ids)),
+                   [](std::exception_ptr e) { log_exception("interrupt", e); });
   }
   spdlog::info("farm: job {} interrupted on {}", id, job->backend);
   return {};
@@ -896,13 +896,9 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
   };
   bool check_now = reattach;
   int unreachable = 0;  // consecutive checks that could not reach the backend
-  // Gives up on the prompt there: out of the backend's queue and interrupted, so that it is
-  // not rendered a second time once it runs elsewhere.
-  const auto abandon = [](std::shared_ptr<BackendSlot> slot, std::string id) -> asio::awaitable<void> {
-    std::vector<std::string> ids{id};
-    (void)co_await slot->link->delete_queued(std::move(ids));
-    (void)co_await slot->link->interrupt(id);
-  };
+  // Giving up on the prompt there takes it off that backend (take_off): it must not render a
+  // second time once it runs elsewhere.
+  const std::vector<std::string> this_prompt{job->id};
   for (;;) {
     if (check_now) {
       check_now = false;
@@ -948,7 +944,7 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
           last_event = now;
         }
         if (now - last_event > s->options.silence_timeout) {
-          co_await abandon(b, job->id);
+          co_await take_off(b->link, this_prompt);
           co_return failed(FailureClass::kBackendLost,
                            "no event from the running prompt for " +
                                std::to_string(s->options.silence_timeout.count()) + " ms");
@@ -956,7 +952,7 @@ asio::awaitable<AttemptOutcome> drive_inner(std::shared_ptr<Farm::State> s, std:
       } else if (rc.kind == RemoteCheck::Kind::kWaiting) {
         if (rc.backend_busy) waiting_since = now;
         if (now - waiting_since > s->options.start_timeout) {
-          co_await abandon(b, job->id);
+          co_await take_off(b->link, this_prompt);
           co_return failed(FailureClass::kBackendLost,
                            "accepted but not started within " +
                                std::to_string(s->options.start_timeout.count()) +

@@ -292,16 +292,11 @@ void Farm::State::ws_opened(const std::shared_ptr<net::WebSocketSession>& sessio
 void Farm::State::ws_message(std::uint64_t id, const net::WebSocketMessage& message) {
   const auto it = sockets.find(id);
   if (it == sockets.end() || message.binary || it->second.first_text_seen) return;
-  auto parsed = comfy::parse_json(message.data);
-  if (!parsed || !parsed->is_object()) return;
+  const auto hello = comfy::parse_client_hello(message.data);
+  if (!hello) return;
   it->second.first_text_seen = true;
-  const auto& obj = parsed->get_object();
-  const auto* type = obj.if_contains("type");
-  if (type == nullptr || !type->is_string() || type->get_string() != "feature_flags") return;
-  if (const auto* data = obj.if_contains("data"); data != nullptr && data->is_object()) {
-    const auto* flag = data->get_object().if_contains("supports_preview_metadata");
-    it->second.preview_metadata = flag != nullptr && flag->is_bool() && flag->get_bool();
-  }
+  if (!hello->feature_flags) return;
+  it->second.preview_metadata = hello->preview_metadata;
   comfy::FeatureFlags reply;
   reply.flags["supports_preview_metadata"] = true;
   reply.flags["max_upload_size"] = options.max_body_bytes;

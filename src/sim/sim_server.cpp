@@ -348,17 +348,12 @@ struct SimServer::State {
   void ws_message(std::uint64_t id, const net::WebSocketMessage& message) {
     const auto it = sockets.find(id);
     if (it == sockets.end() || message.binary || it->second.first_text_seen) return;
-    auto parsed = comfy::parse_json(message.data);
     // ComfyUI looks at the first text frame that parses as a JSON object, once.
-    if (!parsed || !parsed->is_object()) return;
+    const auto hello = comfy::parse_client_hello(message.data);
+    if (!hello) return;
     it->second.first_text_seen = true;
-    const auto& obj = parsed->get_object();
-    const auto* type = obj.if_contains("type");
-    if (type == nullptr || !type->is_string() || type->get_string() != "feature_flags") return;
-    if (const auto* data = obj.if_contains("data"); data != nullptr && data->is_object()) {
-      const auto* flag = data->get_object().if_contains("supports_preview_metadata");
-      it->second.preview_metadata = flag != nullptr && flag->is_bool() && flag->get_bool();
-    }
+    if (!hello->feature_flags) return;
+    it->second.preview_metadata = hello->preview_metadata;
     comfy::FeatureFlags reply;
     reply.flags = features();
     it->second.session->send_text(comfy::encode_event(comfy::Event(std::move(reply))));

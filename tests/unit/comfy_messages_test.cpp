@@ -193,6 +193,21 @@ TEST(DecodeEvent, FeatureFlagsBothDirections) {
             std::string::npos);
 }
 
+TEST(ClientHello, FirstJsonObjectFrameOnly) {
+  const auto flags = parse_client_hello(R"({"type": "feature_flags", "data": {"supports_preview_metadata": true}})");
+  ASSERT_TRUE(flags);
+  EXPECT_TRUE(flags->feature_flags);
+  EXPECT_TRUE(flags->preview_metadata);
+  const auto off = parse_client_hello(R"({"type": "feature_flags", "data": {"supports_preview_metadata": "yes"}})");
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->preview_metadata);  // only a JSON true counts
+  const auto other = parse_client_hello(R"({"type": "hello"})");
+  ASSERT_TRUE(other);  // an object: the one frame ComfyUI looks at, though not feature flags
+  EXPECT_FALSE(other->feature_flags);
+  EXPECT_FALSE(parse_client_hello("[1, 2]"));
+  EXPECT_FALSE(parse_client_hello("not json"));
+}
+
 TEST(DecodeEvent, OldServerFormsDecode) {
   // progress before 2024 had only value and max; executor events before mid-2024 no timestamp.
   const Event p = round_trip(R"({"type": "progress", "data": {"value": 7, "max": 20}})");
