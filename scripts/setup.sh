@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libxxhash-dev zlib1g-dev
   sqlite3 curl
+  python3 jq time  # the benchmark and baseline scripts; jq reads the load-test reports
 )
 
 # The end-to-end tests run JavaScript ComfyUI clients from the npm registry.
